@@ -1,0 +1,21 @@
+# ANNE on the board: the REPL API.
+#
+#   >>> import anne
+#   >>> net = anne.load("iris6")          # from the model store on flash
+#   >>> net.predict([5.9, 3.0, 5.1, 1.8])  # raw measurements: scaling is in the model
+#   >>> net.predict_class([5.9, 3.0, 5.1, 1.8])
+#   >>> net.summary()
+# Nothing is imported until load() is called, so `import anne` costs almost no RAM.
+
+
+def load(name, kernel=None):
+    """Load a model by store name, or from a file path (any name containing '/')."""
+    from . import store
+    from .engine import Net
+    from .kernels import DEFAULT
+    from .protocol import modelfile
+
+    path = name if "/" in name else store.path(name)
+    with open(path, "rb") as f:
+        meta, layers = modelfile.load(f)
+    return Net(meta, layers, kernel or DEFAULT)

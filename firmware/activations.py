@@ -1,0 +1,155 @@
+# Activations, applied in place to the first n values of a float array.
+#
+# Each must be safe for every finite input on the board's 32-bit floats, where
+# math.exp raises ValueError past about 88.7 and math.log(0) raises too: the
+# formulas below only ever exponentiate non-positive numbers, or guard first.
+# Definitions follow Keras 3 (keras.activations, TensorFlow backend).
+import math
+
+_INF = float("inf")
+_EXP_MAX = 88.72  # exp(88.72) is just below float32's largest value
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
+_SQRT_2_OVER_PI = 0.7978845608028654
+_SQRT_HALF = 0.7071067811865476
+
+
+def _exp(v):
+    # exp that saturates like float32 instead of raising.
+    return _INF if v > _EXP_MAX else math.exp(v)
+
+
+def _sigmoid(v):
+    if v >= 0:
+        return 1.0 / (1.0 + math.exp(-v))
+    e = math.exp(v)
+    return e / (1.0 + e)
+
+
+def _softplus(v):
+    # log(1 + e^v) = max(v, 0) + log(1 + e^-|v|); the exponent is never positive.
+    a = -v if v > 0 else v
+    return (v if v > 0 else 0.0) + math.log(1.0 + math.exp(a))
+
+
+def _erf(v):
+    # Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): math.erf is not on every port.
+    a = v if v >= 0 else -v
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    p = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    r = 1.0 - p * math.exp(-a * a)
+    return r if v >= 0 else -r
+
+
+def _elementwise(f):
+    def apply(x, n):
+        for i in range(n):
+            x[i] = f(x[i])
+    return apply
+
+
+def _relu(p):
+    # Keras' ReLU layer: slope below the threshold, clip at max_value.
+    slope, top, threshold = p
+    if slope == 0 and threshold == 0:
+        return lambda v: (v if v < top else top) if v > 0 else 0.0
+    if top == _INF and threshold == 0:
+        return lambda v: v if v > 0 else slope * v
+
+    def f(v):
+        y = v if v > threshold else 0.0
+        if top != _INF:  # Keras clips to [0, max_value] only when a max is set
+            y = 0.0 if y < 0 else (top if y > top else y)
+        if slope:
+            y -= slope * (threshold - v if threshold - v > 0 else 0.0)
+        return y
+    return f
+
+
+def _elu(alpha):
+    return lambda v: v if v > 0 else alpha * (math.exp(v) - 1.0)
+
+
+def _celu(alpha):
+    return lambda v: v if v > 0 else alpha * (math.exp(v / alpha) - 1.0)
+
+
+def _gelu(approximate):
+    if approximate:
+        return lambda v: 0.5 * v * (1.0 + math.tanh(_SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)))
+    return lambda v: 0.5 * v * (1.0 + _erf(v * _SQRT_HALF))
+
+
+def _softmax(x, n):
+    top = x[0]
+    for i in range(1, n):
+        if x[i] > top:
+            top = x[i]
+    total = 0.0
+    for i in range(n):
+        e = math.exp(x[i] - top)  # never above exp(0)
+        x[i] = e
+        total += e
+    for i in range(n):
+        x[i] /= total
+
+
+def _log_softmax(x, n):
+    top = x[0]
+    for i in range(1, n):
+        if x[i] > top:
+            top = x[i]
+    total = 0.0
+    for i in range(n):
+        total += math.exp(x[i] - top)
+    shift = top + math.log(total)  # total >= 1: the largest term is exp(0)
+    for i in range(n):
+        x[i] -= shift
+
+
+def _prelu(alpha):
+    def apply(x, n):
+        for i in range(n):
+            if x[i] < 0:
+                x[i] *= alpha[i]
+    return apply
+
+
+# name -> function(layer) returning apply(x, n), or None where nothing is to be done.
+_BUILDERS = {
+    "linear": lambda l: None,
+    "relu": lambda l: _elementwise(_relu(l.params)),
+    "relu6": lambda l: _elementwise(lambda v: (v if v < 6.0 else 6.0) if v > 0 else 0.0),
+    "leaky_relu": lambda l: _elementwise(_relu((l.params[0], _INF, 0.0))),
+    "elu": lambda l: _elementwise(_elu(l.params[0])),
+    "selu": lambda l: _elementwise(
+        lambda v: _SELU_SCALE * (v if v > 0 else _SELU_ALPHA * (math.exp(v) - 1.0))),
+    "sigmoid": lambda l: _elementwise(_sigmoid),
+    "hard_sigmoid": lambda l: _elementwise(
+        lambda v: 0.0 if v <= -3.0 else (1.0 if v >= 3.0 else (v + 3.0) / 6.0)),
+    "hard_silu": lambda l: _elementwise(
+        lambda v: 0.0 if v <= -3.0 else (v if v >= 3.0 else v * (v + 3.0) / 6.0)),
+    "tanh": lambda l: _elementwise(math.tanh),
+    "softmax": lambda l: _softmax,
+    "log_softmax": lambda l: _log_softmax,
+    "softplus": lambda l: _elementwise(_softplus),
+    "softsign": lambda l: _elementwise(lambda v: v / (1.0 + (v if v > 0 else -v))),
+    "silu": lambda l: _elementwise(lambda v: v * _sigmoid(v)),
+    "gelu": lambda l: _elementwise(_gelu(l.params[0])),
+    "exponential": lambda l: _elementwise(_exp),
+    "prelu": lambda l: _prelu(l.alpha),
+    "mish": lambda l: _elementwise(lambda v: v * math.tanh(_softplus(v))),
+    "celu": lambda l: _elementwise(_celu(l.params[0])),
+    "hard_tanh": lambda l: _elementwise(lambda v: -1.0 if v < -1.0 else (1.0 if v > 1.0 else v)),
+    "log_sigmoid": lambda l: _elementwise(lambda v: -_softplus(-v)),
+}
+
+
+def build(layer):
+    """The in-place function for ``layer``'s activation (None for linear).
+    Unknown names fail here, at load, never during inference."""
+    try:
+        builder = _BUILDERS[layer.activation]
+    except KeyError:
+        raise ValueError("activation %r is not supported by this firmware" % layer.activation)
+    return builder(layer)

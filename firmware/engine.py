@@ -1,0 +1,100 @@
+# The dense-network engine: layers loaded from a model file, evaluated with two
+# preallocated activation buffers, so an inference allocates nothing that grows
+# with the network.
+import time
+from array import array
+
+from . import activations, kernels
+
+
+class Net:
+    def __init__(self, meta, layers, kernel=kernels.DEFAULT):
+        self.meta = meta
+        self.layers = layers
+        self.name = meta.get("name", "")
+        self.labels = meta.get("labels") or []
+        self.threshold = meta.get("threshold", 0.5)
+        self.inputs = layers[0].inputs
+        self.outputs = layers[-1].units
+        self.kernel = kernel
+        self._dense = kernels.KERNELS[kernel]
+        self._acts = [activations.build(layer) for layer in layers]
+        width = self.inputs
+        for layer in layers:
+            width = max(width, layer.units)
+        self._a = array("f", range(width))
+        self._b = array("f", range(width))
+
+    def forward(self, x):
+        """Run the network on ``x`` (a sequence of ``inputs`` numbers); returns the
+        internal buffer whose first ``outputs`` values are the result. It is
+        overwritten by the next call: copy what you keep."""
+        if len(x) != self.inputs:
+            raise ValueError("model %s takes %d inputs, got %d" % (self.name, self.inputs, len(x)))
+        src, dst = self._a, self._b
+        for i in range(self.inputs):
+            src[i] = x[i]
+        dense = self._dense
+        for layer, act in zip(self.layers, self._acts):
+            if layer.weights is not None:
+                dense(layer.weights, layer.bias, src, dst, layer.inputs, layer.units)
+                src, dst = dst, src
+            if act:
+                act(src, layer.units)
+        return src
+
+    def profile(self, x):
+        """Like forward, timing each layer: returns its microseconds per layer."""
+        times = []
+        src, dst = self._a, self._b
+        for i in range(self.inputs):
+            src[i] = x[i]
+        for layer, act in zip(self.layers, self._acts):
+            t0 = time.ticks_us()
+            if layer.weights is not None:
+                self._dense(layer.weights, layer.bias, src, dst, layer.inputs, layer.units)
+                src, dst = dst, src
+            if act:
+                act(src, layer.units)
+            times.append(time.ticks_diff(time.ticks_us(), t0))
+        return times
+
+    def predict(self, x):
+        """The output values for one sample, as a list of floats."""
+        out = self.forward(x)
+        return [out[i] for i in range(self.outputs)]
+
+    def decide(self, out):
+        """Class index for output values: one sigmoid output is compared with the
+        model's threshold (default 0.5), several outputs take the largest."""
+        if self.outputs == 1:
+            return 1 if out[0] > self.threshold else 0
+        best = 0
+        for i in range(1, self.outputs):
+            if out[i] > out[best]:
+                best = i
+        return best
+
+    def predict_class(self, x):
+        """The label of the class the network picks for ``x``."""
+        k = self.decide(self.forward(x))
+        return self.labels[k] if k < len(self.labels) else k
+
+    def param_count(self):
+        return sum(layer.param_count() for layer in self.layers)
+
+    def summary(self):
+        print("Model: %s  (%d inputs -> %d outputs, kernel %s)"
+              % (self.name or "?", self.inputs, self.outputs, self.kernel))
+        features = self.meta.get("features")
+        if features:
+            print("Features:", ", ".join(features))
+        if self.labels:
+            print("Labels:  ", ", ".join(str(label) for label in self.labels))
+        print(" #  layer       units  activation      params    bytes")
+        for i, layer in enumerate(self.layers):
+            n = layer.param_count()
+            print("%2d  %-10s %6d  %-13s %8d %8d"
+                  % (i, layer.kind, layer.units, layer.activation, n, 4 * n))
+        n = self.param_count()
+        print("Total params: %d (%d bytes as float32)" % (n, 4 * n))
