@@ -86,6 +86,7 @@ class _CheckedReader:
     def __init__(self, stream):
         self.stream = stream
         self.crc = 0
+        self.scratch = None
 
     def read(self, n):
         data = self.stream.read(n)
@@ -94,12 +95,32 @@ class _CheckedReader:
         self.crc = crc32(data, self.crc)
         return data
 
-    def read_floats(self, n):
-        values = array("f", range(n))  # sized without a temporary copy of n floats
-        if n and self.stream.readinto(values) != 4 * n:
+    def _fill(self, values, count, index):
+        if self.stream.readinto(values) != 4 * count:
             raise ModelFileError("model file is truncated")
         self.crc = crc32(values, self.crc)
+        for v in values:
+            # NaN fails every comparison, infinities fail the bound.
+            if not -3.5e38 < v < 3.5e38:
+                raise ModelFileError("layer %d holds a weight that is not a finite number (%r)"
+                                     % (index, v))
+
+    def floats(self, n, index):
+        values = array("f", range(n))  # sized without a temporary copy of n floats
+        if n:
+            self._fill(values, n, index)
         return values
+
+    def skip_floats(self, n, index):
+        # Check without keeping: through a small scratch array, so verifying a
+        # stored model costs no memory however large it is.
+        if self.scratch is None:
+            self.scratch = array("f", range(64))
+        while n >= 64:
+            self._fill(self.scratch, 64, index)
+            n -= 64
+        if n:
+            self._fill(array("f", range(n)), n, index)
 
 
 def _check_layer(kind, act, inputs, units, expected_inputs, index):
@@ -116,17 +137,11 @@ def _check_layer(kind, act, inputs, units, expected_inputs, index):
         raise ModelFileError(where + "has %d units for %d inputs" % (units, inputs))
 
 
-def _check_finite(values, index):
-    for v in values:
-        # NaN fails every comparison, infinities fail the bound.
-        if not -3.5e38 < v < 3.5e38:
-            raise ModelFileError("layer %d holds a weight that is not a finite number (%r)"
-                                 % (index, v))
-
-
-def load(stream):
+def load(stream, keep=True):
     """Stream a model file: returns (meta, [Layer]). Arrays are read straight from
-    ``stream`` into their final place; every check happens before anything is returned."""
+    ``stream`` into their final place; every check happens before anything is
+    returned. With ``keep=False`` the file is only verified and the layers carry
+    no arrays."""
     r = _CheckedReader(stream)
     magic, version, dtype, count, inputs, meta_len = struct.unpack(_HEADER, r.read(_HEADER_SIZE))
     if magic != MAGIC:
@@ -148,17 +163,27 @@ def load(stream):
         kind, act, n_in, units, p0, p1, p2 = struct.unpack(_LAYER, r.read(_LAYER_SIZE))
         _check_layer(kind, act, n_in, units, width, i)
         layer = Layer(KINDS[kind], ACTIVATIONS[act], n_in, units, (p0, p1, p2))
+        sizes = []
         if kind == KIND_DENSE:
-            layer.weights = r.read_floats(units * n_in)
-            layer.bias = r.read_floats(units)
+            sizes = [units * n_in, units]
         if layer.activation == "prelu":
-            layer.alpha = r.read_floats(units)
-        for values in layer.arrays():
-            _check_finite(values, i)
+            sizes.append(units)
+        if keep:
+            arrays = [r.floats(n, i) for n in sizes]
+            if kind == KIND_DENSE:
+                layer.weights, layer.bias = arrays[0], arrays[1]
+            if layer.activation == "prelu":
+                layer.alpha = arrays[-1]
+        else:
+            for n in sizes:
+                r.skip_floats(n, i)
         layers.append(layer)
         width = units
     expected = r.crc & 0xFFFFFFFF
-    (stored,) = struct.unpack("<I", stream.read(4) or b"\0\0\0\0")
+    tail = stream.read(4)
+    if not tail or len(tail) != 4:
+        raise ModelFileError("model file is truncated")
+    (stored,) = struct.unpack("<I", tail)
     if stored != expected:
         raise ModelFileError("model checksum mismatch: the file is damaged; upload it again")
     if stream.read(1):

@@ -1,0 +1,127 @@
+"""Evaluation results as text for people, and the confusion matrix as a picture.
+
+The confusion table is laid out as in the AI-ANNE paper: actual classes in rows,
+predicted classes in columns, the corner cell reading "actual \\ predicted".
+Tables are plain text with space-aligned columns, so they survive copying into
+an e-mail or a lab notebook.
+"""
+
+from .errors import AnneError
+
+CORNER = "actual \\ predicted"
+GAP = "  "  # between table columns
+
+
+def confusion_table(cm, labels):
+    """The confusion matrix ``cm`` (rows actual, columns predicted) as aligned text."""
+    header = [CORNER] + [str(label) for label in labels]
+    body = [[str(label)] + [str(int(n)) for n in row] for label, row in zip(labels, cm)]
+    return _table([header] + body)
+
+
+def per_class_table(per_class):
+    """Precision, recall, F1 (3 decimals) and support of each class, one row each."""
+    rows = [["class", "precision", "recall", "F1", "support"]]
+    for label, s in per_class.items():
+        rows.append([str(label), "%.3f" % s["precision"], "%.3f" % s["recall"],
+                     "%.3f" % s["f1"], str(s["support"])])
+    return _table(rows)
+
+
+def latency_line(lat, samples_per_s=None):
+    """One line such as ``board latency: mean 123.4 µs, p50 ..., p95 ..., max ... (8,100 samples/s)``."""
+    if lat is None or lat.get("mean") is None:
+        line = "board latency: no samples timed"
+    else:
+        line = "board latency: " + ", ".join(
+            "%s %s" % (key, _microseconds(lat[key])) for key in ("mean", "p50", "p95", "max"))
+    if samples_per_s is not None:
+        line += " (%s samples/s)" % format(samples_per_s, ",.0f")
+    return line
+
+
+def evaluation_report(name, metrics, lat, samples_per_s, title=None):
+    """The whole evaluation of model ``name``: accuracy, both tables and the latency.
+
+    ``metrics`` is what metrics.evaluate returns and ``lat`` what metrics.latency
+    returns (or None when nothing was timed).
+    """
+    parts = [
+        title or "evaluation of %s" % name,
+        "accuracy %.1f %% (%d/%d)" % (100 * metrics["accuracy"], metrics["correct"], metrics["samples"]),
+        confusion_table(metrics["confusion_matrix"], metrics["labels"]),
+        per_class_table(metrics["per_class"]) + "\nmacro F1 %.3f" % metrics["macro_f1"],
+    ]
+    if lat is not None or samples_per_s is not None:
+        parts.append(latency_line(lat, samples_per_s))
+    return "\n\n".join(parts)
+
+
+def plot_confusion(cm, labels, path, title=None):
+    """Write the confusion matrix as a PNG heat map with the count in every cell."""
+    try:
+        # Imported here so that anne-host works without matplotlib until a plot is asked for.
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise AnneError("plotting needs matplotlib: pip install 'anne-host[plot]'") from None
+    # A Figure on an Agg canvas rather than pyplot: no window, and no change to the
+    # backend of a program (or notebook) that calls this.
+    fig = Figure(figsize=_figure_size(labels), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    counts = [[int(n) for n in row] for row in cm]
+    image = ax.imshow(counts, cmap="Blues", vmin=0)
+    fig.colorbar(image, ax=ax, label="samples")
+    _write_counts(ax, counts)
+    _label_axes(ax, labels, title)
+    try:
+        fig.savefig(path, format="png", dpi=150)
+    except OSError as e:
+        raise AnneError("cannot write %s: %s" % (path, e.strerror or e)) from None
+
+
+# --- helpers ---------------------------------------------------------------
+
+def _table(rows):
+    """Rows of cells as text: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
+        lines.append(GAP.join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _microseconds(us):
+    return "%s µs" % format(us, ",.1f")
+
+
+def _figure_size(labels):
+    # Room for each class so that counts and tick labels stay readable as classes grow.
+    side = 3.0 + 0.6 * len(labels)
+    return (side + 1.2, side)
+
+
+def _write_counts(ax, counts):
+    top = max((n for row in counts for n in row), default=0)
+    for i, row in enumerate(counts):
+        for j, n in enumerate(row):
+            # White on the dark cells, black on the light ones, so every count is legible.
+            colour = "white" if top and n > top / 2 else "black"
+            ax.text(j, i, str(n), ha="center", va="center", color=colour, fontsize=12)
+
+
+def _label_axes(ax, labels, title):
+    ticks = range(len(labels))
+    ax.set_xticks(ticks, [str(label) for label in labels])
+    ax.set_yticks(ticks, [str(label) for label in labels])
+    # Long class names would overlap under the columns; slanted they fit.
+    if any(len(str(label)) > 6 for label in labels):
+        for tick in ax.get_xticklabels():
+            tick.set_rotation(30)
+            tick.set_horizontalalignment("right")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    if title:
+        ax.set_title(title)
