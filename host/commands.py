@@ -5,10 +5,15 @@ Nothing here parses argv or moves bytes: cli.py parses, the client talks to a bo
 
 import json
 import sys
+import time
 from pathlib import Path
 
-from . import export, model_doc
+import numpy as np
+
+from . import csvdata, evaluate, export, model_doc, report
+from .client import Client
 from .errors import AnneError
+from .transport import list_ports
 
 
 def _emit(args, document, text):
@@ -73,6 +78,343 @@ def cmd_export(args):
         out, len(layers), params, "".join("\n  folded " + f for f in summary["folded"])))
 
 
+# -- talking to a board -------------------------------------------------------
+
+def _board(args):
+    if not args.json:
+        where = "a private virtual Pico" if args.port == "sim" else (args.port or "the attached board")
+        print("connecting to %s ..." % where, file=sys.stderr)
+    return Client.open(args.port)
+
+
+def _progress(total, what, args):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=what, unit="B" if what == "upload" else " samples",
+                unit_scale=what == "upload", file=sys.stderr, leave=False,
+                disable=args.json or not sys.stderr.isatty())
+
+
+def _active_model(board, args):
+    """The model a command acts on: --model NAME selects it first."""
+    if getattr(args, "model", None):
+        board.select(args.model)
+    return board.model()
+
+
+def add_nothing(p):
+    pass
+
+
+def add_model_option(p):
+    p.add_argument("--model", "-m", help="stored model to use (selects it; default: the active model)")
+
+
+def cmd_ports(args):
+    ports = [{"device": d, "description": desc, "raspberry_pi": pi} for d, desc, pi in list_ports()]
+    lines = ["%s  %s%s" % (p["device"], p["description"], "  <- Raspberry Pi board" if p["raspberry_pi"] else "")
+             for p in ports]
+    _emit(args, ports, "\n".join(lines) or "no serial ports found")
+
+
+def cmd_info(args):
+    with _board(args) as board:
+        info = dict(board.info)
+        info.pop("id", None)
+        info.pop("ok", None)
+        text = ["firmware %s (protocol %d) on MicroPython %s, %s"
+                % (info["firmware"], info["protocol"], info["micropython"], info["machine"]),
+                "heap: %d bytes free, %d in use" % (info["mem_free"], info["mem_alloc"]),
+                "flash: %s bytes free" % info["flash_free"],
+                "stored models: %s" % (", ".join(info["models"]) or "none"),
+                "active model: %s%s" % (info["active"] or "none",
+                                        " (checksum %08x)" % info["checksum"] if info["checksum"] is not None else "")]
+        if info.get("load_error"):
+            text.append("the stored active model failed to load: %s" % info["load_error"])
+        _emit(args, info, "\n".join(text))
+
+
+def add_upload(p):
+    p.add_argument("model", help="model document (.json, from anne-host export) or model file (.anne)")
+    p.add_argument("--name", "-n", help="name on the board (default: the model's name)")
+    p.add_argument("--no-activate", action="store_true", help="store it without making it the active model")
+
+
+def _read_model(path):
+    path = Path(path)
+    if path.suffix == ".anne":
+        try:
+            return path.read_bytes(), path.stem
+        except OSError as e:
+            raise AnneError("%s: cannot read (%s)" % (path, e.strerror))
+    doc = model_doc.read(path)
+    return model_doc.pack(doc, str(path)), doc.get("name") or path.stem
+
+
+def cmd_upload(args):
+    blob, name = _read_model(args.model)
+    name = args.name or name
+    with _board(args) as board:
+        bar = _progress(len(blob), "upload", args)
+        start = time.perf_counter()
+        reply = board.upload(blob, name, activate=not args.no_activate, progress=bar.update)
+        seconds = time.perf_counter() - start
+        bar.close()
+    result = {"name": name, "bytes": len(blob), "checksum": reply["checksum"], "seconds": seconds,
+              "bytes_per_s": len(blob) / seconds}
+    _emit(args, result, "uploaded %s: %d bytes in %.2f s (%.0f B/s), checksum %08x"
+          % (name, len(blob), seconds, len(blob) / seconds, reply["checksum"]))
+
+
+def cmd_ls(args):
+    with _board(args) as board:
+        models = board.list_models()
+    lines = ["%s %-32s %8d bytes" % ("*" if m["active"] else " ", m["name"], m["size"]) for m in models]
+    _emit(args, models, "\n".join(lines) or "no models stored")
+
+
+def add_name(p):
+    p.add_argument("name", help="name of a stored model")
+
+
+def cmd_rm(args):
+    with _board(args) as board:
+        board.delete(args.name)
+    _emit(args, {"deleted": args.name}, "deleted %s" % args.name)
+
+
+def cmd_select(args):
+    with _board(args) as board:
+        model = board.select(args.name)
+    _emit(args, _plain(model), "active model: %s (%d inputs, %d outputs, %d parameters)"
+          % (model["name"], model["inputs"], model["outputs"], model["params"]))
+
+
+def _plain(reply):
+    return {k: v for k, v in reply.items() if k not in ("id", "ok")}
+
+
+def add_infer(p):
+    p.add_argument("values", nargs="*", help="the sample's feature values")
+    p.add_argument("--csv", help="take the sample from this CSV file instead")
+    p.add_argument("--row", type=int, default=1, help="with --csv: which data row (1 = first, default)")
+    add_model_option(p)
+
+
+def cmd_infer(args):
+    with _board(args) as board:
+        model = _active_model(board, args)
+        if args.csv:
+            samples = csvdata.load(args.csv, model["inputs"], model.get("features"))
+            if not 1 <= args.row <= len(samples):
+                raise AnneError("%s has %d data rows; --row %d does not exist" % (args.csv, len(samples), args.row))
+            x = samples.x[args.row - 1].tolist()
+        else:
+            x = csvdata.parse_row(args.values, model["inputs"]).tolist()
+        outputs, k, us = board.infer(x)
+    labels = model["labels"] or []
+    label = labels[k] if k < len(labels) else k
+    result = {"outputs": [float(v) for v in outputs], "label": label, "class": k, "board_us": us}
+    _emit(args, result, "outputs: %s\nclass:   %s\nboard:   %d µs"
+          % (", ".join("%.6g" % v for v in outputs), label, us))
+
+
+def add_data(p, labels):
+    p.add_argument("data", help="CSV file with a header row")
+    add_model_option(p)
+    if labels:
+        p.add_argument("--label-column", help="name or 0-based index of the label column "
+                                              "(default: label/class/species/target/y, else the last column)")
+
+
+def _stream(board, args, need_labels):
+    model = _active_model(board, args)
+    samples = csvdata.load(args.data, model["inputs"], model.get("features"),
+                           model.get("labels") if need_labels else None,
+                           getattr(args, "label_column", None), need_labels=need_labels)
+    bar = _progress(len(samples), "eval" if need_labels else "predict", args)
+    run = evaluate.stream(board, samples, model, bar.update)
+    bar.close()
+    return run
+
+
+def _stopped(run):
+    # Results already received are reported before the link error ends the command.
+    if run.error is not None:
+        print("anne-host: stopped at %s line %s after %d of %d rows: %s"
+              % (run.samples.path, run.stopped_line(), run.done, len(run.samples), run.error),
+              file=sys.stderr)
+        return run.error.exit_code
+    return 0
+
+
+def add_predict(p):
+    add_data(p, labels=False)
+    p.add_argument("-o", "--output", help="write the outputs to this CSV file")
+
+
+def cmd_predict(args):
+    with _board(args) as board:
+        run = _stream(board, args, need_labels=False)
+    rows = evaluate.predictions(run)
+    if args.output:
+        _write_predictions(args.output, run, rows)
+    if args.json:
+        print(json.dumps(rows))
+    elif not args.output:
+        for r in rows:
+            print("line %d: %s -> %s (%d µs)" % (r["line"], ", ".join("%.6g" % v for v in r["outputs"]),
+                                                r["label"], r["board_us"]))
+    return _stopped(run)
+
+
+def _write_predictions(path, run, rows):
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["line"] + ["output_%d" % j for j in range(run.outputs.shape[1])] + ["label", "board_us"])
+        for r in rows:
+            w.writerow([r["line"]] + ["%.9g" % v for v in r["outputs"]] + [r["label"], r["board_us"]])
+
+
+def add_eval(p):
+    add_data(p, labels=True)
+    p.add_argument("--plot", help="draw the confusion matrix into this PNG file")
+    p.add_argument("--threshold", type=float,
+                   help="for a model with one sigmoid output: call it the second label when the "
+                        "board's output is above this (default: the model's threshold, 0.5)")
+
+
+def cmd_eval(args):
+    with _board(args) as board:
+        run = _stream(board, args, need_labels=True)
+    if args.threshold is not None:
+        if run.outputs.shape[1] != 1:
+            raise AnneError("--threshold applies to models with one output; this one has %d"
+                            % run.outputs.shape[1])
+        run.classes = (run.outputs[:, 0] > args.threshold).astype(np.int64)
+    _report(args, run)
+    return _stopped(run)
+
+
+def _report(args, run, title=None):
+    result = evaluate.summary(run)
+    if args.plot:
+        report.plot_confusion(result["confusion_matrix"], result["labels"], args.plot,
+                              title or "%s on %s" % (result["model"], Path(run.samples.path).name))
+    if not args.json:
+        print(report.evaluation_report(result["model"], _metrics_view(result), result["latency_us"],
+                                       result["samples_per_s"], title=title or Path(run.samples.path).name))
+        print()
+    return result
+
+
+def _metrics_view(result):
+    keys = ("samples", "correct", "accuracy", "labels", "confusion_matrix", "per_class", "macro_f1")
+    return {k: result[k] for k in keys}
+
+
+def add_bench(p):
+    add_model_option(p)
+    p.add_argument("--repeat", type=int, default=200, help="inferences to time (default 200)")
+
+
+def cmd_bench(args):
+    with _board(args) as board:
+        model = _active_model(board, args)
+        result = _plain(board.bench(args.repeat))
+    result["model"] = model["name"]
+    lines = ["model %s: %.1f µs per inference (mean of %d on the board)" % (model["name"], result["us"], args.repeat),
+             " #  layer       units  activation        params       µs"]
+    for i, l in enumerate(result["layers"]):
+        lines.append("%2d  %-10s %6d  %-14s %9d %8.1f" % (i, l["kind"], l["units"], l["activation"], l["params"], l["us"]))
+    lines.append("heap: %d bytes in use, %d free" % (result["mem_alloc"], result["mem_free"]))
+    _emit(args, result, "\n".join(lines))
+
+
+def add_sim(p):
+    p.add_argument("--flash", help="folder that holds the virtual flash (default: $ANNE_SIM_DIR, "
+                                   "else the user data folder)")
+    p.add_argument("--heap", type=int, help="heap bytes (default: $ANNE_HEAP, else 245888 as on a Pico)")
+
+
+def cmd_sim(args):
+    from .sim import VirtualPico
+
+    pico = VirtualPico(args.flash, args.heap).start()
+    print(pico.port, flush=True)  # first line: the port, for scripts
+    print("virtual Pico running (flash %s, heap %d bytes); use --port %s; Ctrl-C to stop"
+          % (pico.flash_dir, pico.heap, pico.port), file=sys.stderr)
+    try:
+        while pico.alive():
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        pico.stop()
+    return 0
+
+
+def add_demo(p):
+    p.add_argument("--plot", help="folder to draw each net's confusion matrix into (PNG)")
+
+
+def cmd_demo(args):
+    from . import demo
+    from .transport import LinkError, find_board
+
+    if args.port is None:  # the attached board if there is one, else a virtual Pico
+        try:
+            args.port = find_board()
+        except LinkError:
+            args.port = "sim"
+    done = []
+    with _board(args) as board:
+        if not args.json:
+            print("board: MicroPython %s on %s, %d bytes of heap free\n"
+                  % (board.info["micropython"], board.info["machine"], board.info["mem_free"]))
+        for case, test, full in demo.run(board):
+            rows = []
+            for what, r in (("held-out test rows", test), ("all rows", full)):
+                args_plot = Path(args.plot) / ("%s-%s.png" % (case.name, "test" if r is test else "all")) if args.plot else None
+                if args_plot:
+                    args_plot.parent.mkdir(parents=True, exist_ok=True)
+                rows.append(_report(_Plot(args, args_plot), r, title="%s on %s (%s)" % (case.name, what, r.samples.path)))
+            done.append({"model": case.name, "paper": case.paper, "test": rows[0], "all": rows[1]})
+    if args.json:
+        print(json.dumps(done, indent=1))
+        return 0
+    print("summary (computed from the board's answers)")
+    print("  %-6s %-22s %-22s %s" % ("model", "held-out accuracy", "all rows", "paper reports"))
+    for d in done:
+        print("  %-6s %-22s %-22s %s" % (d["model"], _accuracy(d["test"]), _accuracy(d["all"]), d["paper"]))
+    return 0
+
+
+class _Plot:
+    # The report options of one evaluation inside the demo.
+    def __init__(self, args, plot):
+        self.json = args.json
+        self.plot = plot
+
+
+def _accuracy(result):
+    return "%.1f %% (%d/%d)" % (100 * result["accuracy"], result["correct"], result["samples"])
+
+
 COMMANDS = {
     "export": ("export a Keras model to an ANNE model document", add_export, cmd_export),
+    "ports": ("list serial ports, marking Raspberry Pi boards", add_nothing, cmd_ports),
+    "info": ("show the board's firmware, memory, flash and models", add_nothing, cmd_info),
+    "upload": ("store a model on the board (and make it active)", add_upload, cmd_upload),
+    "ls": ("list the models stored on the board", add_nothing, cmd_ls),
+    "rm": ("delete a stored model", add_name, cmd_rm),
+    "select": ("make a stored model the active one", add_name, cmd_select),
+    "infer": ("run one sample on the board", add_infer, cmd_infer),
+    "predict": ("run every row of a CSV file on the board", add_predict, cmd_predict),
+    "eval": ("evaluate the board on a labelled CSV file", add_eval, cmd_eval),
+    "bench": ("time each layer on the board", add_bench, cmd_bench),
+    "sim": ("run a virtual Pico and print its port", add_sim, cmd_sim),
+    "demo": ("the IRIS nets onto a board (virtual unless one is attached), evaluated", add_demo, cmd_demo),
 }

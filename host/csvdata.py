@@ -24,6 +24,8 @@ The rules, in the order they are applied:
   ``float`` would take (``infinity``, ``1_000``) are refused, so that a typo is
   not read as a number. Values beyond float32's range are refused: the board
   computes in float32.
+* Every row has as many cells as the header. A feature or label cell must not
+  be empty; cells of other columns (ids, notes) are not read, so they may be.
 * Labels are kept as written (without surrounding spaces). If the model's
   labels are given, every label must be one of them, except that a column
   holding only the integers 0..k-1 is read as class indices and mapped to the
@@ -74,6 +76,10 @@ class Samples:
 
 def load(path, inputs, features=None, labels=None, label_column=None, need_labels=False):
     """Read the samples of ``path`` for a model with ``inputs`` inputs; see the module docstring."""
+    # An empty list of names or labels (a model without them) means the same as None.
+    if features and len(features) != inputs:
+        # A model file whose names and input count disagree: a bug, not a data problem.
+        raise ValueError("%d feature names for %d inputs" % (len(features), inputs))
     path = os.fspath(path)
     header, rows = _read(path)
     label_idx = _named_label_column(path, header, label_column, features)
@@ -266,7 +272,7 @@ def _labels(path, header, rows, label_idx, labels):
             raise CSVError("%s:%d: the label (column %s) is empty"
                            % (path, line, _column_name(header, label_idx)))
     raw = [cells[label_idx] for _, cells in rows]
-    if labels is None or all(v in labels for v in raw):
+    if not labels or all(v in labels for v in raw):
         return raw
     if _are_class_indices(raw, labels):
         return [labels[int(v)] for v in raw]

@@ -83,15 +83,16 @@ def _chain(model):
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ExportError("only models with one input and one output are supported")
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    previous = model.inputs[0]
     for layer in layers:
         if type(layer).__name__ in ("Sequential", "Functional"):
             raise ExportError("layer %r is a nested model; flatten it first" % layer.name)
-        if len(layer._inbound_nodes) != 1 or layer.input is not previous:
-            raise ExportError("layer %r is not part of a single chain of layers; only "
-                              "Sequential models and single-chain functional models are supported"
-                              % layer.name)
-        previous = layer.output
+    if type(model).__name__ != "Sequential":
+        # A functional model is a chain when each depth of its graph holds one node.
+        for depth, nodes in model._nodes_by_depth.items():
+            if len(nodes) != 1:
+                names = ", ".join(repr(n.operation.name) for n in nodes)
+                raise ExportError("layers %s run side by side; only Sequential models and "
+                                  "single-chain functional models are supported" % names)
     return layers
 
 

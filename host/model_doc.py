@@ -5,6 +5,7 @@ the board gets the compact binary form that protocol.modelfile packs.
 """
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +51,13 @@ def build(meta, layers, source=None):
     return doc
 
 
+_NUMBER_LIST = re.compile(r"\[\s*([-+0-9.eE,\s]+?)\s*\]")
+
+
 def write(doc, path):
     # One row of weights per line: readable, and diffs stay small.
     text = json.dumps(doc, indent=1)
+    text = _NUMBER_LIST.sub(lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
     Path(path).write_text(text + "\n")
 
 

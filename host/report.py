@@ -47,8 +47,8 @@ def evaluation_report(name, metrics, lat, samples_per_s, title=None):
     returns (or None when nothing was timed).
     """
     parts = [
-        title or "evaluation of %s" % name,
-        "accuracy %.1f %% (%d/%d)" % (100 * metrics["accuracy"], metrics["correct"], metrics["samples"]),
+        "%s\naccuracy %.1f %% (%d/%d)" % (title or "evaluation of %s" % name, 100 * metrics["accuracy"],
+                                          metrics["correct"], metrics["samples"]),
         confusion_table(metrics["confusion_matrix"], metrics["labels"]),
         per_class_table(metrics["per_class"]) + "\nmacro F1 %.3f" % metrics["macro_f1"],
     ]
@@ -63,6 +63,7 @@ def plot_confusion(cm, labels, path, title=None):
         # Imported here so that anne-host works without matplotlib until a plot is asked for.
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise AnneError("plotting needs matplotlib: pip install 'anne-host[plot]'") from None
     # A Figure on an Agg canvas rather than pyplot: no window, and no change to the
@@ -71,9 +72,12 @@ def plot_confusion(cm, labels, path, title=None):
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     counts = [[int(n) for n in row] for row in cm]
-    image = ax.imshow(counts, cmap="Blues", vmin=0)
-    fig.colorbar(image, ax=ax, label="samples")
-    _write_counts(ax, counts)
+    top = max((n for row in counts for n in row), default=0)
+    # vmax at least 1: an all-zero matrix would otherwise get a scale of -0.1 to 0.1.
+    image = ax.imshow(counts, cmap="Blues", vmin=0, vmax=max(top, 1))
+    # Counts are whole numbers; without this a small matrix gets ticks like 0.2, 0.4.
+    fig.colorbar(image, ax=ax, label="samples", ticks=MaxNLocator(integer=True))
+    _write_counts(ax, counts, top)
     _label_axes(ax, labels, title)
     try:
         fig.savefig(path, format="png", dpi=150)
@@ -103,8 +107,7 @@ def _figure_size(labels):
     return (side + 1.2, side)
 
 
-def _write_counts(ax, counts):
-    top = max((n for row in counts for n in row), default=0)
+def _write_counts(ax, counts, top):
     for i, row in enumerate(counts):
         for j, n in enumerate(row):
             # White on the dark cells, black on the light ones, so every count is legible.

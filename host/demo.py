@@ -1,0 +1,57 @@
+"""The main job in one command: the IRIS nets onto a board (virtual or real),
+evaluated on their held-out rows and on all their data, from the board's answers."""
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import board_files, csvdata, evaluate, model_doc
+from .csvdata import Samples
+
+
+@dataclass
+class Case:
+    name: str
+    paper: str  # what the AI-ANNE paper reports for it
+    test: str
+    full: tuple
+
+
+CASES = [
+    Case("iris6", "95 % (19/20)", "iris_binary_test.csv", ("iris_binary_train.csv", "iris_binary_test.csv")),
+    Case("iris8", "below the 6-neuron net", "iris_binary_test.csv", ("iris_binary_train.csv", "iris_binary_test.csv")),
+    Case("iris3", "- (not in the paper)", "iris3_test.csv", ("iris.csv",)),
+]
+
+
+def models_dir():
+    return board_files._package_dir("anne_host.models")
+
+
+def load_samples(files, model):
+    """Samples of one or more files, stacked (the binary nets' full data is train + test)."""
+    parts = [csvdata.load(models_dir() / f, model["inputs"], model.get("features"), model.get("labels"),
+                          need_labels=True) for f in files]
+    if len(parts) == 1:
+        return parts[0]
+    return Samples(x=np.vstack([p.x for p in parts]), y=sum((p.y for p in parts), []),
+                   lines=sum((p.lines for p in parts), []), path=" + ".join(files))
+
+
+def run(board, progress=None):
+    """Upload and evaluate every case; returns [(case, test run, full run)]."""
+    results = []
+    for case in CASES:
+        doc = model_doc.read(models_dir() / (case.name + ".json"))
+        board.upload(model_doc.pack(doc), case.name)
+        model = board.model()
+        runs = []
+        for files in ((case.test,), case.full):
+            samples = load_samples(files, model)
+            r = evaluate.stream(board, samples, model, progress)
+            if r.error:
+                raise r.error
+            runs.append(r)
+        results.append((case, runs[0], runs[1]))
+    return results

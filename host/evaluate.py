@@ -1,0 +1,100 @@
+"""Streaming samples through a board and turning its replies into evidence:
+outputs, decisions, accuracy, confusion matrix, per-class scores, board timings.
+
+Everything reported comes from the board's answers; the host only counts.
+"""
+
+import time
+
+import numpy as np
+
+from . import metrics
+from .transport import LinkError
+
+
+class Run:
+    """The board's answers for the rows streamed so far. When the link fails
+    midway, ``error`` holds why and the answers already received are kept."""
+
+    def __init__(self, samples, model):
+        self.samples = samples
+        self.model = model
+        self.outputs = np.zeros((0, model["outputs"]), np.float32)
+        self.classes = np.zeros(0, np.int64)
+        self.us = np.zeros(0, np.int64)
+        self.seconds = 0.0
+        self.error = None
+
+    @property
+    def done(self):
+        return len(self.classes)
+
+    @property
+    def complete(self):
+        return self.done == len(self.samples)
+
+    def labels(self):
+        names = self.model["labels"] or [str(k) for k in range(max(2, self.model["outputs"]))]
+        return [str(v) for v in names]
+
+    def predicted(self):
+        names = self.labels()
+        return [names[k] if k < len(names) else str(k) for k in self.classes]
+
+    def stopped_line(self):
+        """The file line of the first row without an answer, if any."""
+        return None if self.complete else self.samples.lines[self.done]
+
+
+def stream(client, samples, model, progress=None):
+    """Send every row of ``samples`` to the board (pipelined batches)."""
+    run = Run(samples, model)
+    outs, classes, times = [], [], []
+    start = time.perf_counter()
+    try:
+        for y, k, us in client.batch(samples.x, model["outputs"]):
+            outs.append(y)
+            classes.append(k)
+            times.append(us)
+            if progress:
+                progress(len(k))
+    except LinkError as e:
+        run.error = e
+    run.seconds = time.perf_counter() - start
+    if outs:
+        run.outputs = np.vstack(outs)
+        run.classes = np.concatenate(classes).astype(np.int64)
+        run.us = np.concatenate(times).astype(np.int64)
+    return run
+
+
+def summary(run):
+    """The evaluation as a JSON-ready dict (the documented ``eval --json`` schema)."""
+    labels = run.labels()
+    actual = run.samples.y[:run.done]
+    result = metrics.evaluate(actual, run.predicted(), labels)
+    lat = metrics.latency(run.us.tolist())
+    board_us = float(run.us.sum())
+    return {
+        "model": run.model.get("name"),
+        "file": run.samples.path,
+        "samples": result["samples"],
+        "complete": run.complete,
+        "stopped_at_line": run.stopped_line(),
+        "accuracy": result["accuracy"],
+        "correct": result["correct"],
+        "labels": labels,
+        "confusion_matrix": result["confusion_matrix"],
+        "per_class": result["per_class"],
+        "macro_f1": result["macro_f1"],
+        "latency_us": lat,
+        "samples_per_s": run.done / run.seconds if run.seconds else None,
+        "board_samples_per_s": run.done / (board_us * 1e-6) if board_us else None,
+    }
+
+
+def predictions(run):
+    """One dict per answered row: the ``predict --json`` / ``infer --json`` shape."""
+    predicted = run.predicted()
+    return [{"line": run.samples.lines[i], "outputs": [float(v) for v in run.outputs[i]],
+             "label": predicted[i], "board_us": int(run.us[i])} for i in range(run.done)]
