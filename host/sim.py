@@ -32,8 +32,9 @@ def default_flash_dir():
 
 
 class VirtualPico:
-    def __init__(self, flash_dir=None, heap=None):
+    def __init__(self, flash_dir=None, heap=None, flash_firmware=True):
         self.flash_dir = Path(flash_dir or default_flash_dir())
+        self.flash_firmware = flash_firmware  # False: boot what `deploy` left in the flash
         self.heap = heap or unixport.heap_size()
         self.proc = None
         self.port = None
@@ -43,16 +44,14 @@ class VirtualPico:
     def start(self):
         lib = self.flash_dir / "lib"
         lib.mkdir(parents=True, exist_ok=True)
-        board_files.stage(lib)
+        if self.flash_firmware:
+            board_files.stage(lib)
         board_master, board_slave = _raw_pty()
         client_master, client_slave = _raw_pty()
         os.set_blocking(client_master, False)
         self._fds = [board_master, board_slave, client_master, client_slave]
-        argv, env = unixport.command(lib, self.heap)
         try:
-            self.proc = subprocess.Popen(argv, stdin=board_slave, stdout=board_slave,
-                                         stderr=board_slave, cwd=self.flash_dir, env=env,
-                                         close_fds=True, start_new_session=True)
+            self._boot()
         except OSError as e:
             self.close_fds()
             raise AnneError("cannot start the virtual Pico: %s" % e)
@@ -62,23 +61,34 @@ class VirtualPico:
         self._thread.start()
         return self
 
+    def _boot(self):
+        # As a board runs main.py after reset and then its REPL; Ctrl-D at the REPL
+        # (a soft reset on a board) ends the Unix port, so the bridge boots it again.
+        lib = self.flash_dir / "lib"
+        args = ["-i", "main.py"] if (self.flash_dir / "main.py").exists() else []
+        argv, env = unixport.command(lib, self.heap, args)
+        slave = self._fds[1]
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave,
+                                     cwd=self.flash_dir, env=env, close_fds=True,
+                                     start_new_session=True)
+
     def _bridge(self, board, client):
-        # Copy bytes both ways until stopped or MicroPython exits.
+        # Copy bytes both ways until stopped.
         peer = {board: client, client: board}
         while not self._stop.is_set():
+            if self.proc.poll() is not None:
+                self._boot()
             try:
                 ready, _, _ = select.select([board, client], [], [], 0.1)
                 for fd in ready:
                     data = os.read(fd, 4096)
                     _write_all(peer[fd], data)
             except OSError:
-                if self.proc.poll() is not None:
-                    return
                 # the client closed its side: its master reads EIO until reopened
                 self._stop.wait(0.02)
 
     def alive(self):
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and not self._stop.is_set()
 
     def stop(self):
         """Power off: end MicroPython at once, as pulling the cable would."""

