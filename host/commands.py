@@ -81,9 +81,6 @@ def cmd_export(args):
 # -- talking to a board -------------------------------------------------------
 
 def _board(args):
-    if not args.json:
-        where = "a private virtual Pico" if args.port == "sim" else (args.port or "the attached board")
-        print("connecting to %s ..." % where, file=sys.stderr)
     return Client.open(args.port)
 
 
@@ -294,7 +291,9 @@ def cmd_eval(args):
             raise AnneError("--threshold applies to models with one output; this one has %d"
                             % run.outputs.shape[1])
         run.classes = (run.outputs[:, 0] > args.threshold).astype(np.int64)
-    _report(args, run)
+    result = _report(args, run)
+    if args.json:
+        print(json.dumps(result, indent=1))
     return _stopped(run)
 
 

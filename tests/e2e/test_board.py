@@ -2,6 +2,7 @@
 select, infer, batch, timing, delete, persistence, and a way back to the REPL."""
 
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,3 +111,17 @@ def test_leaving_the_server_gives_a_working_repl(pico):
         assert b"42" in board.transport.read_until(b"42", 5)
     with Client.open(pico.port) as board:  # and the host starts the server again
         assert board.hello()["protocol"] == 1
+
+
+def test_a_person_at_the_repl_loads_the_stored_model(pico):
+    doc = model_doc.read(Path(__file__).resolve().parents[2] / "models" / "iris6.json")
+    with Client.open(pico.port) as board:
+        board.upload(model_doc.pack(doc), "iris6")
+        board.exit()  # as Ctrl-C in Thonny would
+        t = board.transport
+        t.write(b"import anne\r")
+        t.write(b"net = anne.load('iris6')\r")
+        t.write(b"print('->', net.predict_class([5.9, 3.0, 5.1, 1.8]))\r")
+        assert b"-> virginica" in t.read_until(b"-> virginica", 5)
+        t.write(b"net.summary()\r")
+        assert b"Total params: 26 " in t.read_until(b"bytes as float32", 5)
