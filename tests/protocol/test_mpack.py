@@ -229,14 +229,16 @@ def test_random_bytes_only_raise_valueerror_and_agree_with_msgpack(data):
     (b"\xc9\x00\x00\x00\x00\x05", "0xc9"),
     (b"\xdb\xff\xff\xff\xffab", "truncated"),  # lying lengths, refused before allocating
     (b"\xc6\xff\xff\xff\xffab", "truncated"),
-    (b"\xdd\xff\xff\xff\xff\xc0", "4294967295 items"),
-    (b"\xdf\xff\xff\xff\xff\xc0\xc0", "8589934590 items"),
+    (b"\xdd\xff\xff\xff\xff\xc0", "at least 4294967295 bytes"),
+    (b"\xdf\xff\xff\xff\xff\xc0\xc0", "at least 8589934590 bytes"),
     (b"\xda\xff\xff", "truncated"),
     (b"\xa2\xc3\x28", "UTF-8"),
     (b"\x81\xc0\x01", "NoneType"),  # map keys must be str or int
     (b"\x81\xc3\x01", "bool"),
     (b"\x81\xcb" + bytes(8) + b"\x01", "float"),
     (b"\x81\x90\x01", "list"),
+    (b"\x93\xc0\xc0", "at least 3 bytes, 2 left"),  # counts are checked before the loop
+    (b"\x82\xc0\xc0\xc0", "at least 4 bytes, 3 left"),
     (b"\xcf\x00", "truncated"),
     (b"", "truncated"),
     (b"\xc0\xc0", "trailing"),

@@ -1,0 +1,132 @@
+"""Frames for msgpack bodies on a byte stream that may also carry garbage or REPL text.
+
+Layout of one frame (all integers little-endian)::
+
+    offset  size  field
+    0       2     sync: 0xA7 0x4E
+    2       2     body length n, u16, at most MAX_BODY (4096)
+    4       n     body: one msgpack document
+    4+n     4     CRC-32 (binascii.crc32, as zlib) of the 2 length bytes and the body, u32
+
+A reader that loses its place drops ONE byte and scans for the next sync pair; it
+never skips a claimed length, because after garbage the length is garbage too.
+PROTOCOL.md ("Framing") is the specification; this module runs on host and board.
+"""
+import struct
+from binascii import crc32
+
+SYNC = b"\xa7\x4e"
+MAX_BODY = 4096
+HEADER_SIZE = 4
+TRAILER_SIZE = 4
+MAX_FRAME = HEADER_SIZE + MAX_BODY + TRAILER_SIZE
+
+
+def _crc(header4, body):
+    # Covers the length bytes too, so a corrupted length fails the check instead of
+    # framing a different body that happens to match.
+    return crc32(body, crc32(header4[2:4])) & 0xFFFFFFFF
+
+
+def frame_parts(body):
+    """(header, trailer) for ``body``: the board writes header, body, trailer in turn
+    rather than copying a large body into one frame."""
+    n = len(body)
+    if n > MAX_BODY:
+        raise ValueError("framing: body of %d bytes exceeds MAX_BODY %d" % (n, MAX_BODY))
+    header = struct.pack("<BBH", 0xA7, 0x4E, n)
+    return header, struct.pack("<I", _crc(header, body))
+
+
+def encode(body):
+    """One complete frame for ``body`` (bytes-like, at most MAX_BODY bytes)."""
+    header, trailer = frame_parts(body)
+    return header + bytes(body) + trailer
+
+
+def parse_length(header4):
+    """Body length from a header (the first 4 bytes of ``header4``), or None if
+    those bytes are not a frame header."""
+    if header4[0] != 0xA7 or header4[1] != 0x4E:
+        return None
+    n = header4[2] | (header4[3] << 8)
+    return n if n <= MAX_BODY else None
+
+
+def body_ok(header4, body, crc4):
+    """True if ``body`` and the CRC bytes that followed it match ``header4``."""
+    if parse_length(header4) != len(body):
+        return False
+    return struct.unpack("<I", crc4)[0] == _crc(header4, body)
+
+
+class Decoder:
+    """Incremental frame reader for the host: ``feed(data)``, then ``frames()``.
+
+    Holds fewer than MAX_FRAME unparsed bytes between calls, whatever arrives, plus the
+    verified bodies not yet collected. ``dropped`` counts the bytes that were not part
+    of any valid frame.
+    """
+
+    def __init__(self):
+        self._buf = bytearray()
+        self._ready = []
+        self.dropped = 0
+
+    @property
+    def buffered(self):
+        """Bytes held that may still begin a frame."""
+        return len(self._buf)
+
+    def feed(self, data):
+        self._buf.extend(data)
+        self._scan(False)
+
+    def flush(self):
+        """Call after a read timeout: a header whose claimed body never arrived is
+        garbage, so drop it a byte at a time and recover any frames buffered behind it."""
+        self._scan(True)
+
+    def frames(self):
+        """The verified bodies decoded so far (each once), oldest first."""
+        ready, self._ready = self._ready, []
+        return ready
+
+    def __iter__(self):
+        return iter(self.frames())
+
+    def _scan(self, final):
+        buf = self._buf
+        pos = 0
+        end = len(buf)
+        while True:
+            sync = buf.find(SYNC, pos)
+            if sync < 0:
+                # Keep a trailing 0xA7: it may be the first half of a sync pair.
+                keep = 1 if end > pos and buf[end - 1] == 0xA7 and not final else 0
+                self.dropped += end - keep - pos
+                pos = end - keep
+                break
+            self.dropped += sync - pos
+            pos = sync
+            n = None
+            if end - pos >= HEADER_SIZE:
+                n = parse_length(buf[pos:pos + HEADER_SIZE])
+            elif not final:
+                break  # wait for the rest of the header
+            if n is not None:
+                stop = pos + HEADER_SIZE + n + TRAILER_SIZE
+                if stop <= end:
+                    body = bytes(memoryview(buf)[pos + HEADER_SIZE:stop - TRAILER_SIZE])
+                    if body_ok(buf[pos:pos + HEADER_SIZE], body, buf[stop - TRAILER_SIZE:stop]):
+                        self._ready.append(body)
+                        pos = stop
+                        continue
+                elif not final:
+                    break  # wait for the rest of the frame (bounded: n <= MAX_BODY)
+            # Bad length, bad CRC, or (on flush) a frame that never completed.
+            self.dropped += 1
+            pos += 1
+        if pos:
+            # Slicing rather than del: MicroPython's bytearray has no slice deletion.
+            self._buf = buf[pos:]
