@@ -17,13 +17,17 @@ class Net:
         self.inputs = layers[0].inputs
         self.outputs = layers[-1].units
         self.kernel = kernel
-        self._dense = kernels.KERNELS[kernel]
+        k = kernels.get(kernel)
+        self._dense = k.run
         self._acts = [activations.build(layer) for layer in layers]
         width = self.inputs
         for layer in layers:
             width = max(width, layer.units)
+            if layer.weights is not None:
+                k.prepare(layer)
         self._a = array("f", range(width))
         self._b = array("f", range(width))
+        self._ws = k.workspace(width)
 
     def forward(self, x):
         """Run the network on ``x`` (a sequence of ``inputs`` numbers); returns the
@@ -34,10 +38,10 @@ class Net:
         src, dst = self._a, self._b
         for i in range(self.inputs):
             src[i] = x[i]
-        dense = self._dense
+        dense, ws = self._dense, self._ws
         for layer, act in zip(self.layers, self._acts):
             if layer.weights is not None:
-                dense(layer.weights, layer.bias, src, dst, layer.inputs, layer.units)
+                dense(layer, src, dst, ws)
                 src, dst = dst, src
             if act:
                 act(src, layer.units)
@@ -52,7 +56,7 @@ class Net:
         for layer, act in zip(self.layers, self._acts):
             t0 = time.ticks_us()
             if layer.weights is not None:
-                self._dense(layer.weights, layer.bias, src, dst, layer.inputs, layer.units)
+                self._dense(layer, src, dst, self._ws)
                 src, dst = dst, src
             if act:
                 act(src, layer.units)

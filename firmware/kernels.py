@@ -1,18 +1,49 @@
 # Dense-layer kernels: y[j] = b[j] + sum_i w[j*n_in + i] * x[i], for j < n_out.
-# Weights are row-major [unit][input] (see protocol/MODEL_FORMAT.md). Kernels check
-# nothing: the loader has proved the shapes, and the engine sized the buffers.
+# Weights are row-major [unit][input] (see protocol/MODEL_FORMAT.md). A kernel is
+# chosen when a model loads: prepare(layer) may convert the layer's weights in
+# place, run(layer, src, dst, workspace) computes. Kernels check nothing: the
+# loader has proved the shapes, and the engine sized the buffers.
+import sys
 
 
-def dense_reference(w, b, x, y, n_in, n_out):
+def reference(layer, src, dst, ws=None):
     # Plain interpreted floats: the yardstick every fast kernel is tested against.
+    w, b, n_in = layer.weights, layer.bias, layer.inputs
     k = 0
-    for j in range(n_out):
+    for j in range(layer.units):
         s = 0.0
         for i in range(n_in):
-            s += w[k + i] * x[i]
-        y[j] = s + b[j]
+            s += w[k + i] * src[i]
+        dst[j] = s + b[j]
         k += n_in
 
 
-KERNELS = {"reference": dense_reference}
-DEFAULT = "reference"
+def _no_prepare(layer):
+    pass
+
+
+class Kernel:
+    def __init__(self, name, prepare, run, workspace=None):
+        self.name = name
+        self.prepare = prepare
+        self.run = run
+        self.workspace = workspace or (lambda width: None)
+
+
+def _bfp():
+    from . import bfp
+
+    return Kernel("bfp", bfp.prepare, lambda l, s, d, ws: bfp.dense(l, s, d, ws, reference), bfp.Workspace)
+
+
+def get(name):
+    """The kernel called ``name``; ValueError for an unknown name, at load time."""
+    if name == "reference":
+        return Kernel("reference", _no_prepare, reference)
+    if name == "bfp":
+        return _bfp()
+    raise ValueError("unknown kernel %r; kernels: reference, bfp" % name)
+
+
+# Viper exists only in MicroPython; elsewhere (CPython tests) the reference kernel runs.
+DEFAULT = "bfp" if sys.implementation.name == "micropython" else "reference"

@@ -57,7 +57,8 @@ def assert_matches_keras(board, keras_out, what, exact=None):
     """Within 1e-5 of Keras relative to max(1, |Keras|); non-finite values exactly
     where Keras has them. Where Keras' own float32 result is further than that
     from the exact one (``exact``: float64 Keras), as when huge intermediate
-    values cancel, the board must be at least as close to the exact result."""
+    values cancel, float32 itself cannot promise 1e-5: there the board must be
+    within the same order of error as Keras (8 times Keras' own, plus 1e-5)."""
     keras_out = np.asarray(keras_out, np.float64)
     board = np.asarray(board, np.float64)
     assert board.shape == keras_out.shape, what
@@ -71,6 +72,7 @@ def assert_matches_keras(board, keras_out, what, exact=None):
         keras_err = np.where(finite, np.abs(keras_out - exact), 0) / scale
         board_err = np.where(finite, np.abs(board - exact), 0) / scale
         ill = keras_err > 1e-5  # Keras' float32 result itself is off by more than the tolerance
-        assert np.all(board_err[ill] <= keras_err[ill] + 1e-5), what
+        worst = np.max(board_err[ill] / (8 * keras_err[ill] + 1e-5), initial=0)
+        assert worst <= 1, "%s: board off the exact result by %.3g of its float32 allowance" % (what, worst)
         err = np.where(ill, 0, err)
     assert err.size == 0 or err.max() <= 1e-5, "%s: max relative error %.3g" % (what, err.max())
