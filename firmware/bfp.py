@@ -3,18 +3,18 @@
 # Why: interpreted float arithmetic allocates a heap object per operation and the
 # RP2040 has no FPU, so the reference kernel spends ~20 us per multiply-accumulate.
 # Viper integer code runs as machine code. Each weight row is aligned once, at
-# load, to its largest exponent as a 25-bit signed integer m = mh * 4096 + ml
-# (mh signed, ml in 0..4095); each input vector likewise, per call. Then
-#   sum(w * x) = 2^(Ew + Ex - 300) * sum(m * n), and
-#   m * n = 2^24 mh*nh + 2^12 (mh*nl + ml*nh + ml*nl / 2^12)
+# load, to its largest exponent as a 27-bit signed integer m = mh * 2^13 + ml
+# (mh signed, ml in 0..8191); each input vector likewise, per call. Then
+#   sum(w * x) = 2^(Ew + Ex - 304) * sum(m * n), and
+#   m * n = 2^26 mh*nh + 2^13 (mh*nl + ml*nh + ml*nl / 2^13)
 # is summed exactly in 32-bit words, in passes of _PASS inputs, each pass folded
-# into a two-word total; one rounding to float32 at the end. Every input keeps 24
-# bits relative to the largest one of its vector or row: as exact as float32.
+# into a two-word total; one rounding to float32 at the end. The largest value of
+# a row or vector keeps 26 bits; values up to 4x smaller keep float32's 24.
 #
 # 32-bit board, 64-bit host (see PLATFORM.md): ptr32 loads sign-extend on the board
 # and zero-extend on the host. The sums are exact modulo 2^32 and their true values
 # stay inside +-2^31, so both agree once a sum is reduced to signed 32 bits. Stored
-# weight words are kept non-negative (mh + 4096), so their loads agree too; that
+# weight words are kept non-negative (mh + 8192), so their loads agree too; that
 # bias is taken off per pass with the inputs' limb sums. No literal of 2^30 or
 # more appears in viper code: such constants are built at run time.
 import math
@@ -23,46 +23,66 @@ from array import array
 import micropython
 from micropython import const
 
-_BIAS = const(4096)  # added to mh so that a stored weight word is positive
-_PASS = const(60)  # inputs per pass: 60 * 2^25 < 2^31
-_NON_FINITE = const(-1)
+_GUARD = const(2)  # bits kept beyond float32's 24, so small terms beside large ones stay exact
+_LIMB = const(13)  # m = mh * 2^13 + ml, |m| <= 2^26
+_BIAS = const(8192)  # added to mh so that a stored weight word is positive
+_PASS = const(15)  # inputs per pass: 15 * 2^27 < 2^31
+_NON_FINITE = const(100000)  # not an exponent: an input is inf or NaN
+_NO_EXPONENT = const(-1000)  # the top exponent of an all-zero vector
+_INF = float("inf")
+_NAN = float("nan")
 
 
 @micropython.viper
-def _align(bits: int, top: int) -> int:
-    # float32 bits -> signed integer mantissa aligned to exponent `top`, rounded.
+def _align(bits: int, top: int, adjust: int) -> int:
+    # float32 bits, times 2^adjust, -> signed integer mantissa aligned to exponent
+    # `top`, rounded: the largest value of the vector keeps 24 + _GUARD bits.
     e = (bits >> 23) & 255
     if e == 0:
         return 0  # zero, or a denormal: below 2^-126, nothing at this scale
     m = (bits & 0x7FFFFF) | 0x800000
-    shift = top - e
-    if shift > 24:  # nothing left (and shifts of 32 or more differ on ARM)
+    shift = top - e - adjust - _GUARD
+    if shift > 26:  # nothing left (and shifts of 32 or more differ on ARM)
         return 0
     if shift > 0:
         m = (m + (1 << (shift - 1))) >> shift
+    elif shift < 0:
+        m = m << (0 - shift)
     if (bits >> 31) & 1:
         return 0 - m
     return m
 
 
 @micropython.viper
-def _top_exponent(x: ptr32, n: int) -> int:
+def _column_shifts(w: ptr32, shifts: ptr32, n_in: int, n_out: int):
+    # shifts[i]: the power of two that brings column i's largest weight up to the
+    # largest weight of the layer. Inputs are scaled down by the same power, so
+    # products do not change, but a column of small weights (a feature measured
+    # in large units, say) no longer loses bits beside a column of large ones.
     top = 0
     i = 0
-    while i < n:
-        e = (x[i] >> 23) & 255
-        if e == 255:
-            return _NON_FINITE
-        if e > top:
-            top = e
+    while i < n_in:
+        col = 0
+        k = i
+        while k < n_in * n_out:
+            e = (w[k] >> 23) & 255
+            if e > col:
+                col = e
+            k += n_in
+        shifts[i] = col
+        if col > top:
+            top = col
         i += 1
-    return top
+    i = 0
+    while i < n_in:
+        shifts[i] = top - shifts[i] if shifts[i] else 0
+        i += 1
 
 
 @micropython.viper
-def _prepare_rows(w: ptr32, exps: ptr32, n_in: int, n_out: int):
-    # In place: float32 bits -> ((mh + 4096) << 16) | ml, aligned per row; the
-    # row's largest biased exponent goes to exps[j].
+def _prepare_rows(w: ptr32, exps: ptr32, shifts: ptr32, n_in: int, n_out: int):
+    # In place: float32 bits -> ((mh + _BIAS) << 16) | ml, aligned per row with
+    # the column shifts applied; the row's largest exponent goes to exps[j].
     k = 0
     j = 0
     while j < n_out:
@@ -70,89 +90,100 @@ def _prepare_rows(w: ptr32, exps: ptr32, n_in: int, n_out: int):
         i = 0
         while i < n_in:
             e = (w[k + i] >> 23) & 255
-            if e > top:
-                top = e
+            if e and e + shifts[i] > top:
+                top = e + shifts[i]
             i += 1
         exps[j] = top
         i = 0
         while i < n_in:
-            m = int(_align(w[k + i], top))
-            w[k + i] = (((m >> 12) + _BIAS) << 16) | (m & 4095)
+            bits = w[k + i]
+            m = int(_align(bits, top, shifts[i]))
+            # Bits 13 and 14 keep what inf/NaN inputs need: zero weight, sign.
+            flags = ((bits >> 31) & 1) << 14
+            if (bits >> 23) & 255 == 0:
+                flags |= 8192
+            w[k + i] = (((m >> _LIMB) + _BIAS) << 16) | (m & 8191) | flags
             i += 1
         k += n_in
         j += 1
 
 
 @micropython.viper
-def _split_input(x: ptr32, hi: ptr32, lo: ptr32, n: int) -> int:
-    # The input vector -> limbs aligned to its largest exponent, which is returned
-    # (_NON_FINITE if an input is inf or NaN).
-    top = int(_top_exponent(x, n))
-    if top == _NON_FINITE:
-        return top
+def _split_input(x: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, shifts: ptr32, n: int) -> int:
+    # The input vector, scaled down by the column shifts, -> limbs aligned to its
+    # largest exponent, which is returned (_NON_FINITE if an input is inf or NaN).
+    # bias[2p], bias[2p+1]: what the weights' bias adds to pass p's two sums.
+    top = _NO_EXPONENT
     i = 0
     while i < n:
-        m = int(_align(x[i], top))
-        hi[i] = m >> 12
-        lo[i] = m & 4095
+        e = (x[i] >> 23) & 255
+        if e == 255:
+            return _NON_FINITE
+        if e and e - shifts[i] > top:
+            top = e - shifts[i]
+        i += 1
+    i = 0
+    while i < n:
+        m = int(_align(x[i], top, 0 - shifts[i]))
+        hi[i] = m >> _LIMB
+        lo[i] = m & 8191
+        if i % _PASS == 0:
+            bias[2 * (i // _PASS)] = 0
+            bias[2 * (i // _PASS) + 1] = 0
+        bias[2 * (i // _PASS)] += (m >> _LIMB) * _BIAS
+        bias[2 * (i // _PASS) + 1] += (m & 8191) * _BIAS
         i += 1
     return top
 
 
 @micropython.viper
-def _dot_rows(w: ptr32, hi: ptr32, lo: ptr32, acc: ptr32, n_in: int, n_out: int, start: int, stop: int):
-    # acc[2j] = sum(wh * nh), acc[2j+1] = sum(wh*nl + wl*nh + wl*nl >> 12) over
-    # inputs start..stop of every row, weights still biased. This inner loop is the
-    # hot path: few live variables, so that viper keeps them in registers.
-    row = 0
-    j = 0
-    while j < n_out:
-        hh = 0
-        mid = 0
-        i = start
-        while i < stop:
-            word = w[row + i]
-            wh = word >> 16
-            wl = word & 0xFFFF
-            nh = hi[i]
-            nl = lo[i]
-            hh += wh * nh
-            mid += wh * nl + wl * nh + ((wl * nl) >> 12)
-            i += 1
-        acc[2 * j] = hh
-        acc[2 * j + 1] = mid
-        row += n_in
-        j += 1
-
-
-@micropython.viper
-def _fold(acc: ptr32, t_hi: ptr32, t_lo: ptr32, hi: ptr32, lo: ptr32, n_out: int, start: int, stop: int):
-    # Take the weights' bias off one pass's sums, reduce them to signed 32 bits,
-    # and add hh * 2^12 + mid into the total t_hi * 2^24 + t_lo (units of 2^12).
+def _dot_rows(w: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, out: ptr32, n_in: int, n_out: int):
+    # For every row j: out[2j] * 2^24 + out[2j+1] = sum(m * n) / 2^13, summed
+    # exactly: passes of _PASS inputs in 32-bit words, each folded into a
+    # two-word total. The innermost loop is the hot path; its few live
+    # variables let viper keep them in registers.
     one = 1
     half = one << 16
     mask = half * half - 1  # 0xFFFFFFFF on the host, all bits (-1) on the board
     sign = one << 31
     wrap = sign << 1  # 2^32 on the host, 0 on the board
     low24 = (one << 24) - 1
-    s_hi = 0
-    s_lo = 0
-    i = start
-    while i < stop:
-        s_hi += hi[i]
-        s_lo += lo[i]
-        i += 1
+    row = 0
     j = 0
     while j < n_out:
-        hh = (acc[2 * j] - s_hi * _BIAS) & mask
-        if hh & sign:
-            hh -= wrap
-        mid = (acc[2 * j + 1] - s_lo * _BIAS) & mask
-        if mid & sign:
-            mid -= wrap
-        lo_word = t_lo[j] + (mid & low24) + ((hh & 4095) << 12)
-        t_hi[j] = t_hi[j] + (mid >> 24) + (hh >> 12) + (lo_word >> 24)
-        t_lo[j] = lo_word & low24
+        t_hi = 0
+        t_lo = 0
+        p = 0
+        i = 0
+        while i < n_in:
+            stop = i + _PASS
+            if stop > n_in:
+                stop = n_in
+            hh = 0
+            mid = 0
+            while i < stop:
+                word = w[row + i]
+                wh = word >> 16
+                wl = word & 8191
+                nh = hi[i]
+                nl = lo[i]
+                hh += wh * nh
+                mid += wh * nl + wl * nh + ((wl * nl) >> _LIMB)
+                i += 1
+            # Take the bias off and reduce both sums to their signed 32-bit values.
+            hh = (hh - bias[p]) & mask
+            if hh & sign:
+                hh -= wrap
+            mid = (mid - bias[p + 1]) & mask
+            if mid & sign:
+                mid -= wrap
+            t_lo += (mid & low24) + ((hh & 2047) << _LIMB)
+            t_hi += (mid >> 24) + (hh >> 11) + (t_lo >> 24)
+            t_lo &= low24
+            p += 2
+        out[2 * j] = t_hi
+        out[2 * j + 1] = t_lo
+        row += n_in
         j += 1
 
 
@@ -162,30 +193,53 @@ class Workspace:
     def __init__(self, width):
         self.hi = array("i", range(width))
         self.lo = array("i", range(width))
-        self.acc = array("i", range(2 * width))
-        self.t_hi = array("i", range(width))
-        self.t_lo = array("i", range(width))
+        self.bias = array("i", range(2 * (width // _PASS + 1)))
+        self.out = array("i", range(2 * width))
 
 
 def prepare(layer):
-    """Convert ``layer``'s float weights in place; keeps the row exponents."""
+    """Convert ``layer``'s float weights in place; keeps the row exponents and
+    column shifts."""
     layer.exps = array("i", range(layer.units))
-    _prepare_rows(layer.weights, layer.exps, layer.inputs, layer.units)
+    layer.shifts = array("i", range(layer.inputs))
+    _column_shifts(layer.weights, layer.shifts, layer.inputs, layer.units)
+    _prepare_rows(layer.weights, layer.exps, layer.shifts, layer.inputs, layer.units)
 
 
-def dense(layer, src, dst, ws, fallback):
-    n_in, n_out = layer.inputs, layer.units
-    top = _split_input(src, ws.hi, ws.lo, n_in)
-    if top == _NON_FINITE:  # inf/NaN in: the reference kernel gives what Keras gives
-        return fallback(layer, src, dst, ws)
-    t_hi, t_lo = ws.t_hi, ws.t_lo
-    for j in range(n_out):
-        t_hi[j] = 0
-        t_lo[j] = 0
-    for start in range(0, n_in, _PASS):
-        stop = min(start + _PASS, n_in)
-        _dot_rows(layer.weights, ws.hi, ws.lo, ws.acc, n_in, n_out, start, stop)
-        _fold(ws.acc, t_hi, t_lo, ws.hi, ws.lo, n_out, start, stop)
+@micropython.viper
+def _flags(w: ptr32, k: int) -> int:
+    # bit 0: the weight was zero; bit 1: it was negative
+    return (w[k] >> 13) & 3
+
+
+def _non_finite(layer, src, dst):
+    # Inputs hold inf or NaN: the finite terms no longer matter. As in IEEE
+    # arithmetic (and Keras): NaN in, 0 * inf, or inf - inf give NaN, else +-inf.
+    n_in, w = layer.inputs, layer.weights
+    for j in range(layer.units):
+        pos = neg = nan = False
+        for i in range(n_in):
+            v = src[i]
+            if v != v:
+                nan = True
+            elif v in (_INF, -_INF):
+                flags = _flags(w, j * n_in + i)
+                if flags & 1:
+                    nan = True
+                elif (flags >> 1) != (v < 0):
+                    neg = True
+                else:
+                    pos = True
+        dst[j] = _NAN if nan or (pos and neg) else (_INF if pos else -_INF)
+
+
+def dense(layer, src, dst, ws):
+    top = _split_input(src, ws.hi, ws.lo, ws.bias, layer.shifts, layer.inputs)
+    if top == _NON_FINITE:
+        return _non_finite(layer, src, dst)
+    out = ws.out
+    _dot_rows(layer.weights, ws.hi, ws.lo, ws.bias, out, layer.inputs, layer.units)
     exps, bias = layer.exps, layer.bias
-    for j in range(n_out):
-        dst[j] = math.ldexp(t_hi[j] * 16777216.0 + t_lo[j], exps[j] + top - 288) + bias[j]
+    scale = top - 300 - 2 * _GUARD + _LIMB
+    for j in range(layer.units):
+        dst[j] = math.ldexp(out[2 * j] * 16777216.0 + out[2 * j + 1], exps[j] + scale) + bias[j]

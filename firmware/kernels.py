@@ -33,7 +33,7 @@ class Kernel:
 def _bfp():
     from . import bfp
 
-    return Kernel("bfp", bfp.prepare, lambda l, s, d, ws: bfp.dense(l, s, d, ws, reference), bfp.Workspace)
+    return Kernel("bfp", bfp.prepare, bfp.dense, bfp.Workspace)
 
 
 def get(name):

