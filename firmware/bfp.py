@@ -4,11 +4,12 @@
 # RP2040 has no FPU, so the reference kernel spends ~20 us per multiply-accumulate.
 # Viper integer code runs as machine code. Each weight row is aligned once, at
 # load, to its largest exponent as a 27-bit signed integer m = mh * 2^13 + ml
-# (mh signed, ml in 0..8191); each input vector likewise, per call. Then
+# (weights: mh signed, ml in -4096..4095; inputs: ml in 0..8191). Then
 #   sum(w * x) = 2^(Ew + Ex - 304) * sum(m * n), and
-#   m * n = 2^26 mh*nh + 2^13 (mh*nl + ml*nh + ml*nl / 2^13)
-# is summed exactly in 32-bit words, in passes of _PASS inputs, each pass folded
-# into a two-word total; one rounding to float32 at the end. The largest value of
+#   m * n = 2^26 mh*nh + 2^13 (mh*nl + ml*nh) + ml*nl
+# is summed exactly, but for ml*nl (under 2^-26 of the largest product), in
+# 32-bit words, in passes of _PASS inputs, each pass folded into a two-word
+# total; one rounding to float32 at the end. The largest value of
 # a row or vector keeps 26 bits; values up to 4x smaller keep float32's 24.
 #
 # 32-bit board, 64-bit host (see PLATFORM.md): ptr32 loads sign-extend on the board
@@ -102,7 +103,10 @@ def _prepare_rows(w: ptr32, exps: ptr32, shifts: ptr32, n_in: int, n_out: int):
             flags = ((bits >> 31) & 1) << 14
             if (bits >> 23) & 255 == 0:
                 flags |= 8192
-            w[k + i] = (((m >> _LIMB) + _BIAS) << 16) | (m & 8191) | flags
+            # mh rounded to nearest, so that ml is centred on zero: the ml*nl
+            # terms the kernel leaves out then cancel instead of adding up.
+            mh = (m + 4096) >> _LIMB
+            w[k + i] = ((mh + _BIAS) << 16) | (m - (mh << _LIMB) + 4096) | flags
             i += 1
         k += n_in
         j += 1
@@ -112,7 +116,8 @@ def _prepare_rows(w: ptr32, exps: ptr32, shifts: ptr32, n_in: int, n_out: int):
 def _split_input(x: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, shifts: ptr32, n: int) -> int:
     # The input vector, scaled down by the column shifts, -> limbs aligned to its
     # largest exponent, which is returned (_NON_FINITE if an input is inf or NaN).
-    # bias[2p], bias[2p+1]: what the weights' bias adds to pass p's two sums.
+    # bias[2p], bias[2p+1]: what the weights' biases (_BIAS on mh, 4096 on ml)
+    # add to pass p's two sums.
     top = _NO_EXPONENT
     i = 0
     while i < n:
@@ -131,17 +136,20 @@ def _split_input(x: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, shifts: ptr32, n: 
             bias[2 * (i // _PASS)] = 0
             bias[2 * (i // _PASS) + 1] = 0
         bias[2 * (i // _PASS)] += (m >> _LIMB) * _BIAS
-        bias[2 * (i // _PASS) + 1] += (m & 8191) * _BIAS
+        bias[2 * (i // _PASS) + 1] += (m & 8191) * _BIAS + (m >> _LIMB) * 4096
         i += 1
     return top
 
 
 @micropython.viper
-def _dot_rows(w: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, out: ptr32, n_in: int, n_out: int):
+def _dot_rows(word: int, n: int, w: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, out: ptr32, n_in: int, n_out: int):
     # For every row j: out[2j] * 2^24 + out[2j+1] = sum(m * n) / 2^13, summed
-    # exactly: passes of _PASS inputs in 32-bit words, each folded into a
-    # two-word total. The innermost loop is the hot path; its few live
-    # variables let viper keep them in registers.
+    # exactly but for the ml*nl terms (below 2^-26 of the largest product each):
+    # passes of _PASS inputs in 32-bit words, each folded into a two-word total.
+    # Speed: on Cortex-M0+ viper keeps only the first two locals in registers, so
+    # `word` and `n` (the callers pass 0, 0) are the innermost loop's; it counts
+    # down to zero and reads through pass-local pointers: 55 Thumb instructions
+    # per multiply-accumulate (tools/thumb_count.py).
     one = 1
     half = one << 16
     mask = half * half - 1  # 0xFFFFFFFF on the host, all bits (-1) on the board
@@ -154,22 +162,23 @@ def _dot_rows(w: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, out: ptr32, n_in: int
         t_hi = 0
         t_lo = 0
         p = 0
-        i = 0
-        while i < n_in:
-            stop = i + _PASS
-            if stop > n_in:
-                stop = n_in
+        start = 0
+        while start < n_in:
+            n = n_in - start
+            if n > _PASS:
+                n = _PASS
+            wr = ptr32(int(w) + 4 * (row + start))
+            hp = ptr32(int(hi) + 4 * start)
+            lp = ptr32(int(lo) + 4 * start)
+            start += n
             hh = 0
             mid = 0
-            while i < stop:
-                word = w[row + i]
-                wh = word >> 16
-                wl = word & 8191
-                nh = hi[i]
-                nl = lo[i]
-                hh += wh * nh
-                mid += wh * nl + wl * nh + ((wl * nl) >> _LIMB)
-                i += 1
+            while n:
+                n -= 1
+                word = wr[n]
+                nh = hp[n]
+                hh += (word >> 16) * nh
+                mid += (word >> 16) * lp[n] + (word & 8191) * nh
             # Take the bias off and reduce both sums to their signed 32-bit values.
             hh = (hh - bias[p]) & mask
             if hh & sign:
@@ -238,7 +247,7 @@ def dense(layer, src, dst, ws):
     if top == _NON_FINITE:
         return _non_finite(layer, src, dst)
     out = ws.out
-    _dot_rows(layer.weights, ws.hi, ws.lo, ws.bias, out, layer.inputs, layer.units)
+    _dot_rows(0, 0, layer.weights, ws.hi, ws.lo, ws.bias, out, layer.inputs, layer.units)
     exps, bias = layer.exps, layer.bias
     scale = top - 300 - 2 * _GUARD + _LIMB
     for j in range(layer.units):
