@@ -5,6 +5,7 @@
 # formulas below only ever exponentiate non-positive numbers, or guard first.
 # Definitions follow Keras 3 (keras.activations, TensorFlow backend).
 import math
+import sys
 
 _INF = float("inf")
 _EXP_MAX = 88.72  # exp(88.72) is just below float32's largest value
@@ -51,8 +52,8 @@ def _elementwise(f):
 def _relu(p):
     # Keras' ReLU layer: slope below the threshold, clip at max_value.
     slope, top, threshold = p
-    if slope == 0 and threshold == 0:
-        return lambda v: (v if v < top else top) if v > 0 else 0.0
+    if slope == 0 and threshold == 0:  # NaN passes through, as in Keras
+        return lambda v: (v if v < top else top) if v > 0 else (v if v != v else 0.0)
     if top == _INF and threshold == 0:
         return lambda v: v if v > 0 else slope * v
 
@@ -119,7 +120,7 @@ def _prelu(alpha):
 _BUILDERS = {
     "linear": lambda l: None,
     "relu": lambda l: _elementwise(_relu(l.params)),
-    "relu6": lambda l: _elementwise(lambda v: (v if v < 6.0 else 6.0) if v > 0 else 0.0),
+    "relu6": lambda l: _elementwise(lambda v: (v if v < 6.0 else 6.0) if v > 0 else (v if v != v else 0.0)),
     "leaky_relu": lambda l: _elementwise(_relu((l.params[0], _INF, 0.0))),
     "elu": lambda l: _elementwise(_elu(l.params[0])),
     "selu": lambda l: _elementwise(
@@ -148,6 +149,11 @@ _BUILDERS = {
 def build(layer):
     """The in-place function for ``layer``'s activation (None for linear).
     Unknown names fail here, at load, never during inference."""
+    if layer.activation == "relu" and layer.params == (0.0, _INF, 0.0):
+        if sys.implementation.name == "micropython":
+            from .fast_activations import relu
+
+            return relu
     try:
         builder = _BUILDERS[layer.activation]
     except KeyError:

@@ -18,7 +18,6 @@
 # weight words are kept non-negative (mh + 8192), so their loads agree too; that
 # bias is taken off per pass with the inputs' limb sums. No literal of 2^30 or
 # more appears in viper code: such constants are built at run time.
-import math
 from array import array
 
 import micropython
@@ -117,7 +116,8 @@ def _split_input(x: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, shifts: ptr32, n: 
     # The input vector, scaled down by the column shifts, -> limbs aligned to its
     # largest exponent, which is returned (_NON_FINITE if an input is inf or NaN).
     # bias[2p], bias[2p+1]: what the weights' biases (_BIAS on mh, 4096 on ml)
-    # add to pass p's two sums.
+    # add to pass p's two sums. (The alignment is _align's, written out: a call
+    # per input would cost more than the rest of a small layer.)
     top = _NO_EXPONENT
     i = 0
     while i < n:
@@ -127,16 +127,33 @@ def _split_input(x: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, shifts: ptr32, n: 
         if e and e - shifts[i] > top:
             top = e - shifts[i]
         i += 1
+    p = 0
+    left = 0
     i = 0
     while i < n:
-        m = int(_align(x[i], top, 0 - shifts[i]))
+        if left == 0:  # a new pass of _PASS inputs
+            left = _PASS
+            p = 2 * (i // _PASS)
+            bias[p] = 0
+            bias[p + 1] = 0
+        left -= 1
+        bits = x[i]
+        e = (bits >> 23) & 255
+        m = 0
+        if e:
+            shift = top - e + shifts[i] - _GUARD
+            if shift < 27:
+                m = (bits & 0x7FFFFF) | 0x800000
+                if shift > 0:
+                    m = (m + (1 << (shift - 1))) >> shift
+                elif shift < 0:
+                    m = m << (0 - shift)
+                if (bits >> 31) & 1:
+                    m = 0 - m
         hi[i] = m >> _LIMB
         lo[i] = m & 8191
-        if i % _PASS == 0:
-            bias[2 * (i // _PASS)] = 0
-            bias[2 * (i // _PASS) + 1] = 0
-        bias[2 * (i // _PASS)] += (m >> _LIMB) * _BIAS
-        bias[2 * (i // _PASS) + 1] += (m & 8191) * _BIAS + (m >> _LIMB) * 4096
+        bias[p] += (m >> _LIMB) * _BIAS
+        bias[p + 1] += (m & 8191) * _BIAS + (m >> _LIMB) * 4096
         i += 1
     return top
 
@@ -196,6 +213,119 @@ def _dot_rows(word: int, n: int, w: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, ou
         j += 1
 
 
+@micropython.viper
+def _normal(v: int) -> int:
+    # Left shift that brings v (0 < v < 2^31) to bit 29: the number of places,
+    # negative for a right shift.
+    n = 0
+    while v >> 30:
+        v >>= 1
+        n -= 1
+    while v < 0x20000000:
+        v <<= 1
+        n += 1
+    return n
+
+
+@micropython.viper
+def _finish(out: ptr32, exps: ptr32, bias: ptr32, dst: ptr32, n_out: int, scale: int):
+    # dst[j] = float32 bits of (out[2j] * 2^24 + out[2j+1]) * 2^(exps[j] + scale)
+    # + bias[j], in integers: both terms as 30-bit mantissas, the smaller one
+    # shifted to the larger's exponent with rounding, added, rounded to 24 bits.
+    # No float object is made, so an inference allocates nothing here.
+    one = 1
+    half = one << 16
+    mask = half * half - 1
+    sign = one << 31
+    wrap = sign << 1
+    inf = ((one << 8) - 1) << 23  # float32 +inf bits, built at run time (> 2^30)
+    j = 0
+    while j < n_out:
+        t_hi = out[2 * j] & mask
+        if t_hi & sign:
+            t_hi -= wrap
+        t_lo = out[2 * j + 1]
+        neg = 0
+        if t_hi < 0:  # the magnitude of t_hi * 2^24 + t_lo
+            neg = 1
+            t_hi = 0 - t_hi
+            if t_lo:
+                t_hi -= 1
+                t_lo = (one << 24) - t_lo
+        # The products' sum as a = mant * 2^ea, mant in [2^29, 2^30) or 0.
+        a = 0
+        ea = 0
+        if t_hi:
+            k = 0
+            while (t_hi >> k) > 0:
+                k += 1
+            if k <= 6:
+                a = (t_hi << 24) | t_lo
+            else:
+                a = (t_hi << (30 - k)) | (t_lo >> (k - 6))
+                ea = k - 6
+        else:
+            a = t_lo
+        if a:
+            n = int(_normal(a))
+            a = a << n if n >= 0 else a >> (0 - n)
+            ea = ea - n + exps[j] + scale
+            if neg:
+                a = 0 - a
+        # The bias as b = mant * 2^eb, mant in [2^29, 2^30) or 0.
+        bits = bias[j]
+        e = (bits >> 23) & 255
+        b = 0
+        eb = 0
+        if e:
+            b = ((bits & 0x7FFFFF) | 0x800000) << 6
+            eb = e - 156
+            if (bits >> 31) & 1:
+                b = 0 - b
+        # Add at the larger exponent.
+        if a == 0:
+            a = b
+            ea = eb
+        elif b:
+            if eb > ea:
+                a, b = b, a
+                ea, eb = eb, ea
+            d = ea - eb
+            if d > 31:
+                b = 0
+            elif d > 0:
+                b = (b + (1 << (d - 1))) >> d
+            a += b
+        # Round to float32.
+        if a == 0:
+            dst[j] = 0
+        else:
+            r_sign = 0
+            if a < 0:
+                r_sign = sign
+                a = 0 - a
+            k = 0
+            while (a >> k) > 0:
+                k += 1
+            if k > 24:
+                sh = k - 24
+                a = (a + (1 << (sh - 1))) >> sh
+                if a >> 24:
+                    a >>= 1
+                    sh += 1
+            else:
+                sh = k - 24
+                a <<= 24 - k
+            e = ea + sh + 150
+            if e >= 255:
+                dst[j] = r_sign | inf
+            elif e <= 0:
+                dst[j] = r_sign  # below float32's normal range: signed zero
+            else:
+                dst[j] = r_sign | (e << 23) | (a & 0x7FFFFF)
+        j += 1
+
+
 class Workspace:
     """Scratch arrays of one network, sized for its widest layer."""
 
@@ -248,7 +378,4 @@ def dense(layer, src, dst, ws):
         return _non_finite(layer, src, dst)
     out = ws.out
     _dot_rows(0, 0, layer.weights, ws.hi, ws.lo, ws.bias, out, layer.inputs, layer.units)
-    exps, bias = layer.exps, layer.bias
-    scale = top - 300 - 2 * _GUARD + _LIMB
-    for j in range(layer.units):
-        dst[j] = math.ldexp(out[2 * j] * 16777216.0 + out[2 * j + 1], exps[j] + scale) + bias[j]
+    _finish(out, layer.exps, layer.bias, dst, layer.units, top - 300 - 2 * _GUARD + _LIMB)
