@@ -5,6 +5,10 @@
 # Ctrl-C is turned off while serving, so a 0x03 inside a binary frame is data. A
 # 0x03 that arrives between frames and is followed by 50 ms of silence is a person
 # pressing Ctrl-C (Thonny, mpremote): the server returns to the REPL.
+#
+# Whatever arrives, the server keeps serving: garbage is skipped, a request it
+# cannot read gets a bad_request reply, and every failure of a command -- even a
+# firmware bug -- becomes an error reply (PROTOCOL.md, "Error codes").
 import gc
 import select
 import sys
@@ -19,6 +23,7 @@ _SYNC0 = const(0xA7)
 _CTRL_C = const(3)
 _CTRL_C_QUIET_MS = const(50)
 _WRITE_CHUNK = const(1024)  # large single USB writes have been seen to lose data
+_MAX_MESSAGE = const(200)  # messages may quote what was sent: cut, so replies stay small
 
 
 class _Link:
@@ -32,12 +37,18 @@ class _Link:
         # One buffer for the largest frame, allocated once and reused.
         self.buf = bytearray(framing.MAX_FRAME)
         self.mv = memoryview(self.buf)
+        self.first = self.mv[0:1]  # hunting for a sync byte reads here: no slice per byte
         self.have = 0
         self.used = 0  # length of the frame handed out last, dropped on the next call
 
     def fill(self, n):
         while self.have < n:  # the rp2 port never reads short; the Unix port may
             self.have += self.inp.readinto(self.mv[self.have:n]) or 0
+
+    def read_first(self):
+        while not self.inp.readinto(self.first):
+            pass
+        self.have = 1
 
     def drop(self, k):
         rest = self.have - k
@@ -50,8 +61,11 @@ class _Link:
 
     def write(self, data):
         mv = memoryview(data)
-        for i in range(0, len(mv), _WRITE_CHUNK):
-            self.out.write(mv[i:i + _WRITE_CHUNK])
+        try:
+            for i in range(0, len(mv), _WRITE_CHUNK):
+                self.out.write(mv[i:i + _WRITE_CHUNK])
+        except OSError:
+            pass  # the host has gone; it resynchronises when it comes back
 
 
 def _next_frame(link, stats):
@@ -62,7 +76,7 @@ def _next_frame(link, stats):
     link.used = 0
     while True:
         if link.have == 0:
-            link.fill(1)
+            link.read_first()
             if buf[0] != _SYNC0:
                 if buf[0] == _CTRL_C and link.interrupted():
                     return None
@@ -89,43 +103,97 @@ def _skip(link, stats):
     link.drop(i)
 
 
-def _reply(link, request_id, fields):
+def _error(code, message):
+    return {"ok": False, "error": code, "message": message[:_MAX_MESSAGE]}
+
+
+def _out_of_memory(what):
+    gc.collect()
+    return _error("no_memory", "out of memory %s; %d bytes of heap free" % (what, gc.mem_free()))
+
+
+def _decode(body):
+    """The request map in a frame body. Refused (bad_request) when there is none,
+    and when its id is not an int: a reply must not echo an id of any size."""
+    try:
+        req = mpack.unpackb(body, bin_view=True)
+    except ValueError as e:  # not msgpack, or outside the protocol's subset
+        raise service.Refused("bad_request", str(e))
+    if not isinstance(req, dict):
+        raise service.Refused("bad_request", "a request is a msgpack map")
+    if not service.is_int(req.get("id")):
+        raise service.Refused("bad_request", "a request needs an int field 'id'")
+    return req
+
+
+def _dispatch(svc, req):
+    cmd = req.get("cmd")
+    if not isinstance(cmd, str):
+        raise service.Refused("bad_request", "field 'cmd' is missing or not a str")
+    # A table lookup, never getattr: only the listed commands can be reached.
+    handler = service.COMMANDS.get(cmd)
+    if handler is None:
+        raise service.Refused("unknown_command", "unknown command %r" % cmd[:40])
+    return handler(svc, req)
+
+
+def _handle(svc, body):
+    request_id = None
+    try:
+        req = _decode(body)
+        request_id = req["id"]
+        fields = _dispatch(svc, req)
+        fields["ok"] = True
+    except service.Refused as e:
+        fields = _error(e.code, e.message)
+    except MemoryError:
+        req = None  # let the collector take back what the request built
+        fields = _out_of_memory("for this request")
+    except Exception as e:  # a firmware bug: answer it and keep serving
+        fields = _error("internal", "firmware error %s: %s" % (type(e).__name__, e))
+    if not fields["ok"]:
+        svc.stats["errors"] += 1
+    svc.stats["requests"] += 1
+    return request_id, fields
+
+
+def _reply_body(request_id, fields):
     fields["id"] = request_id
-    body = mpack.packb(fields)
+    try:
+        body = mpack.packb(fields)
+    except MemoryError:
+        body = mpack.packb(_with_id(_out_of_memory("writing the reply"), request_id))
+    except (TypeError, ValueError) as e:  # a handler returned what msgpack cannot carry
+        body = mpack.packb(_with_id(_error("internal", "reply not encodable: %s" % e), request_id))
     if len(body) > framing.MAX_BODY:
-        body = mpack.packb({"id": request_id, "ok": False, "error": "too_big",
-                            "message": "reply of %d bytes exceeds %d: ask for less"
-                                       % (len(body), framing.MAX_BODY)})
+        # Small whatever was asked: an int id and a cut message.
+        body = mpack.packb(_with_id(_error("too_big", "reply of %d bytes exceeds %d: ask for less"
+                                           % (len(body), framing.MAX_BODY)), request_id))
+    return body
+
+
+def _with_id(fields, request_id):
+    fields["id"] = request_id
+    return fields
+
+
+def _reply(link, request_id, fields):
+    body = _reply_body(request_id, fields)
     header, trailer = framing.frame_parts(body)
     link.write(header)
     link.write(body)
     link.write(trailer)
 
 
-def _handle(svc, body):
-    request_id = None
-    try:
-        req = mpack.unpackb(body, bin_view=True)
-        if not isinstance(req, dict):
-            raise service.Refused("bad_request", "a request is a msgpack map")
-        request_id = req.get("id")
-        cmd = req.get("cmd")
-        handler = service.COMMANDS.get(cmd) if isinstance(cmd, str) else None
-        if handler is None:
-            raise service.Refused("unknown_command", "unknown command %r" % (cmd,))
-        fields = handler(svc, req)
-        fields["ok"] = True
-    except service.Refused as e:
-        fields = {"ok": False, "error": e.code, "message": e.message}
-    except MemoryError:
-        gc.collect()
-        fields = {"ok": False, "error": "no_memory", "message": "out of memory; free heap %d bytes" % gc.mem_free()}
-    except ValueError as e:  # a malformed msgpack body
-        fields = {"ok": False, "error": "bad_request", "message": str(e)}
-    if not fields["ok"]:
-        svc.stats["errors"] += 1
-    svc.stats["requests"] += 1
-    return request_id, fields
+def _serve_one(link, svc):
+    # One request in its own call, so that nothing of it stays referenced while
+    # the server waits for the next: heap in use between requests is constant.
+    body = _next_frame(link, svc.stats)
+    if body is None:
+        return False
+    request_id, fields = _handle(svc, body)
+    _reply(link, request_id, fields)
+    return True
 
 
 def run():
@@ -133,11 +201,8 @@ def run():
     svc = service.Service()
     micropython.kbd_intr(-1)
     try:
-        while svc.running:
-            body = _next_frame(link, svc.stats)
-            if body is None:
-                break
-            request_id, fields = _handle(svc, body)
-            _reply(link, request_id, fields)
+        while svc.running and _serve_one(link, svc):
+            pass
     finally:
+        svc.close()
         micropython.kbd_intr(_CTRL_C)

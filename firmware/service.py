@@ -2,7 +2,10 @@
 #
 # A handler takes the decoded request (a dict) and returns the reply's fields, or
 # raises Refused with a stable code and a message. Nothing a client sends is
-# executed, evaluated or imported: models are data, names are checked.
+# executed, evaluated or imported: models are data, names are checked, commands
+# are looked up in COMMANDS. A request is checked completely before it changes
+# anything, and a model replaces the stored or active one only once it has been
+# verified (and, to become active, loaded).
 import gc
 import os
 import struct
@@ -10,13 +13,27 @@ import sys
 import time
 from array import array
 
+from micropython import const
+
 from . import store
 from .engine import Net
-from .protocol import modelfile
+from .protocol import framing, modelfile
 
 VERSION = "0.1.0"
 PROTOCOL = 1
 _ACTIVE_FILE = "active"
+# Temporary files live in the store folder (the same file system, so a rename is
+# atomic); the leading dot keeps them out of the model names.
+_UPLOAD = store.ROOT + "/.upload"
+_ACTIVE_TMP = store.ROOT + "/.active"
+_MIN_FILE = const(34)  # header, one layer record, CRC: the smallest model file
+_FLASH_SPARE = const(4096)  # flash left free beyond an upload, for the store's own writes
+_ENOSPC = const(28)
+_MAX_REPEAT = const(100000)
+# A batch reply holds 4 bytes per output, a class byte and 4 bytes of time per row,
+# plus at most 48 bytes of keys, headers and id.
+_BATCH_ROOM = const(4096 - 48)
+_BIN = (bytes, memoryview)
 
 
 class Refused(Exception):
@@ -25,16 +42,29 @@ class Refused(Exception):
         self.message = message
 
 
-def _arg(req, key, kind, code="bad_request"):
+def is_int(value):
+    # bool is an int subclass in CPython, not in MicroPython: refused on both.
+    return isinstance(value, int) and value is not True and value is not False
+
+
+def _int(req, key):
+    value = req.get(key)
+    if not is_int(value):
+        raise Refused("bad_request", "field '%s' is missing or not an int" % key)
+    return value
+
+
+def _field(req, key, kind, what):
     value = req.get(key)
     if not isinstance(value, kind):
-        raise Refused(code, "field %r is missing or of the wrong type" % key)
+        raise Refused("bad_request", "field '%s' is missing or not %s" % (key, what))
     return value
 
 
 def _name(req):
+    name = _field(req, "name", str, "a str")
     try:
-        return store.check_name(_arg(req, "name", str))
+        return store.check_name(name)
     except ValueError as e:
         raise Refused("bad_name", str(e))
 
@@ -47,95 +77,231 @@ def _floats(data, n, what):
     return struct.unpack("<%df" % n, data)
 
 
+def _flash_free():
+    try:
+        st = os.statvfs(store.ROOT)
+    except (OSError, AttributeError):  # no statvfs on this port: the write will tell
+        return None
+    return st[0] * st[3]
+
+
+def _flash_error(e):
+    if e.args and e.args[0] == _ENOSPC:
+        return Refused("no_space", "the board's flash is full")
+    return Refused("flash_error", "the board's flash refused: %s" % e)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass  # already gone: nothing to clean
+
+
+def _trailer(f):
+    # The model's checksum: the CRC-32 in the file's last 4 bytes.
+    f.seek(-4, 2)
+    return struct.unpack("<I", f.read(4))[0]
+
+
+def _strings(items):
+    if not isinstance(items, list):
+        return False
+    for item in items:
+        if not isinstance(item, str):
+            return False
+    return True
+
+
+def _check_meta(name, meta):
+    # The metadata is JSON written by a client: the engine and the replies rely on its types.
+    if not isinstance(meta, dict):
+        raise Refused("bad_model", "%s: the metadata is not a JSON object" % name)
+    for key in ("labels", "features"):
+        if meta.get(key) is not None and not _strings(meta[key]):
+            raise Refused("bad_model", "%s: '%s' must be a list of strings" % (name, key))
+    threshold = meta.get("threshold", 0.5)
+    if not isinstance(threshold, (int, float)) or threshold is True or threshold is False:
+        raise Refused("bad_model", "%s: 'threshold' must be a number" % name)
+
+
+def _weights_bytes(layers):
+    # Heap the weight arrays need (4 bytes per float32): what decides whether a model fits.
+    n = 0
+    for layer in layers:
+        if layer.kind == "dense":
+            n += layer.units * layer.inputs + layer.units
+        if layer.activation == "prelu":
+            n += layer.units
+    return 4 * n
+
+
+def _verify(path, name):
+    """(meta, layers without arrays, checksum) of an uploaded file, checked
+    completely (format, shapes, finite weights, CRC) without loading its weights."""
+    with open(path, "rb") as f:
+        try:
+            meta, layers = modelfile.load(f, keep=False)
+        except ValueError as e:
+            raise Refused("bad_model", str(e))
+        checksum = _trailer(f)
+    _check_meta(name, meta)
+    return meta, layers, checksum
+
+
+def _prepare_store():
+    try:
+        os.mkdir(store.ROOT)
+    except OSError:
+        pass  # it exists
+    # A reset during an upload leaves its temporary file: it is never a model.
+    _remove(_UPLOAD)
+    _remove(_ACTIVE_TMP)
+
+
 class Service:
     def __init__(self):
         self.net = None
         self.checksum = None
-        self.upload = None  # (name, size, checksum, file, received) while one is open
+        self.upload = None  # [name, size, checksum, file, received] while one is open
         self.running = True
         self.reset_stats()
         self.load_error = None
-        try:
-            os.mkdir(store.ROOT)
-        except OSError:
-            pass
-        active = self._read_active()
-        if active:
-            try:
-                self._activate(active)
-            except Refused as e:
-                self.load_error = e.message
+        _prepare_store()
+        self._boot_model()
 
     # -- state -------------------------------------------------------------
     def reset_stats(self):
         self.stats = {"inferences": 0, "board_us": 0, "requests": 0, "errors": 0,
                       "bad_frames": 0, "garbage_bytes": 0}
 
+    def _boot_model(self):
+        try:
+            name = self._read_active()
+            if name:
+                self._activate(name, remember=False)
+        except Refused as e:
+            self.load_error = e.message
+        except Exception as e:  # a stored model must never keep the server from starting
+            self.load_error = "%s: %s" % (type(e).__name__, e)
+
     def _read_active(self):
         try:
             with open(store.ROOT + "/" + _ACTIVE_FILE) as f:
-                return f.read().strip()
+                name = f.read().strip()
         except OSError:
             return None
+        try:
+            return store.check_name(name) if name else None
+        except ValueError:
+            raise Refused("bad_name", "the active-model file names %r, not a model" % name[:40])
 
     def _write_active(self, name):
-        tmp = store.ROOT + "/.active"
-        with open(tmp, "w") as f:
+        with open(_ACTIVE_TMP, "w") as f:
             f.write(name or "")
-        os.rename(tmp, store.ROOT + "/" + _ACTIVE_FILE)
+        os.rename(_ACTIVE_TMP, store.ROOT + "/" + _ACTIVE_FILE)
 
-    def _load(self, name):
+    def _load(self, path, name):
+        """(net, checksum) of the model file at ``path``; Refused when it is not one."""
         try:
-            with open(store.path(name), "rb") as f:
+            with open(path, "rb") as f:
                 meta, layers = modelfile.load(f)
-                f.seek(-4, 2)
-                checksum = struct.unpack("<I", f.read(4))[0]
+                checksum = _trailer(f)
         except OSError:
             raise Refused("no_model", "no stored model named %r" % name)
         except ValueError as e:
             raise Refused("bad_model", "%s: %s" % (name, e))
-        net = Net(meta, layers)
+        _check_meta(name, meta)
+        try:
+            net = Net(meta, layers)
+        except ValueError as e:  # an activation or kernel this firmware does not have
+            raise Refused("bad_model", "%s: %s" % (name, e))
         net.name = name  # the store name is the identity on the board
         return net, checksum
 
-    def _activate(self, name):
-        # The new model loads beside the old one when the heap allows; otherwise
-        # the old one is dropped first, and reloaded if the new one still fails.
-        try:
-            net, checksum = self._load(name)
-        except MemoryError:
-            previous = self.net.name if self.net else None
-            self.net = None
-            gc.collect()
+    def _drop_active(self):
+        previous = self.net.name if self.net else None
+        self.net = None
+        self.checksum = None
+        gc.collect()
+        return previous
+
+    def _activate(self, name, path=None, remember=True):
+        """Make a model active: the stored ``name``, or the verified upload at
+        ``path``, which is stored as ``name`` once it has loaded. When anything
+        fails, the store and the active model are as they were."""
+        previous = self.net.name if self.net else None
+        net, checksum = self._load_fitting(path or store.path(name), name)
+        if path:
             try:
-                net, checksum = self._load(name)
-            except MemoryError:
+                os.rename(path, store.path(name))  # atomic: the old file or the new, never half
+            except OSError as e:
                 net = None
-                gc.collect()
-                if previous:
-                    self.net, self.checksum = self._load(previous)
-                raise Refused("no_memory", "model %s does not fit in the free heap (%d bytes free)"
-                              % (name, gc.mem_free()))
+                if self.net is None:
+                    self._restore(previous)
+                raise _flash_error(e)
         self.net, self.checksum = net, checksum
         gc.collect()
+        if remember:
+            self._write_active(name)
+
+    def _load_fitting(self, path, name):
+        # Beside the active model when the heap allows; otherwise in its place, and
+        # if the new one still does not fit, the previous one is loaded back.
+        try:
+            return self._load(path, name)
+        except MemoryError:
+            pass  # retried below without the active model
+        previous = self._drop_active()
+        try:
+            return self._load(path, name)
+        except MemoryError:
+            error = None
+        except Refused as e:
+            error = e
+        gc.collect()
+        if error is None:
+            error = Refused("no_memory", "model %s does not fit in the heap (%d bytes free without "
+                            "a model)" % (name, gc.mem_free()))
+        if not self._restore(previous):
+            error.message += "; the previous model %s could not be loaded back" % previous
+        raise error
+
+    def _restore(self, previous):
+        if previous is None:
+            return True
+        try:
+            self.net, self.checksum = self._load(store.path(previous), previous)
+        except (MemoryError, Refused):
+            self.net = self.checksum = None
+            gc.collect()
+            return False
+        return True
+
+    def _check_fits(self, name, layers):
+        # Refused at once: a model whose weights exceed the heap even without the active model.
+        gc.collect()
+        need = _weights_bytes(layers)
+        room = gc.mem_free() + (4 * self.net.param_count() if self.net else 0)
+        if need > room:
+            raise Refused("no_memory", "model %s needs %d bytes of heap for its weights; this board "
+                          "has %d without a model" % (name, need, room))
 
     def _need_net(self):
         if self.net is None:
             raise Refused("no_model", "no active model: upload one or select a stored one")
         return self.net
 
+    def close(self):
+        self._close_upload()
+
     # -- commands ----------------------------------------------------------
     def hello(self, req):
         gc.collect()
-        try:
-            st = os.statvfs(store.ROOT)
-            flash_free = st[0] * st[3]
-        except (OSError, AttributeError):
-            flash_free = None
         return {"protocol": PROTOCOL, "firmware": VERSION, "micropython": sys.version,
                 "machine": sys.implementation._machine, "platform": sys.platform,
                 "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(),
-                "flash_free": flash_free, "models": store.names(),
+                "flash_free": _flash_free(), "models": store.names(),
                 "active": self.net.name if self.net else None, "checksum": self.checksum,
                 "load_error": self.load_error}
 
@@ -150,70 +316,90 @@ class Service:
     def list(self, req):
         models = []
         for name in store.names():
-            size = os.stat(store.path(name))[6]
+            try:
+                size = os.stat(store.path(name))[6]
+            except OSError:
+                continue  # removed meanwhile
             models.append({"name": name, "size": size, "active": bool(self.net and self.net.name == name)})
         return {"models": models}
 
     def upload_begin(self, req):
         name = _name(req)
-        size = _arg(req, "size", int)
-        checksum = _arg(req, "checksum", int)
-        if size < 16:
-            raise Refused("bad_request", "a model file has at least 16 bytes")
+        size = _int(req, "size")
+        checksum = _int(req, "checksum")
+        if size < _MIN_FILE:
+            raise Refused("bad_request", "a model file has at least %d bytes" % _MIN_FILE)
+        if not 0 <= checksum <= 0xFFFFFFFF:
+            raise Refused("bad_request", "a checksum is a CRC-32, 0 to 0xffffffff")
+        self._check_space(size)
         self._close_upload()
         try:
-            st = os.statvfs(store.ROOT)
-            if st[0] * st[3] < size + 4096:
-                raise Refused("no_space", "model needs %d bytes of flash; %d are free"
-                              % (size, st[0] * st[3]))
-        except AttributeError:
-            pass
-        self.upload = [name, size, checksum, open(store.ROOT + "/.upload", "wb"), 0]
+            f = open(_UPLOAD, "wb")
+        except OSError as e:
+            raise _flash_error(e)
+        self.upload = [name, size, checksum, f, 0]
         return {"received": 0}
 
-    def upload_chunk(self, req):
+    def _check_space(self, size):
+        # Refused before a byte is written: the upload and the store's spare must fit.
+        free = _flash_free()
+        if free is None:
+            return
+        if self.upload:
+            free += self.upload[4]  # the open upload is discarded first
+        if size + _FLASH_SPARE > free:
+            raise Refused("no_space", "model needs %d bytes of flash; %d are free"
+                          % (size, max(0, free - _FLASH_SPARE)))
+
+    def _open_upload(self):
         if not self.upload:
             raise Refused("no_upload", "no upload is open: send upload_begin first")
-        offset = _arg(req, "offset", int)
-        data = _arg(req, "data", (bytes, memoryview))
-        up = self.upload
+        return self.upload
+
+    def upload_chunk(self, req):
+        up = self._open_upload()
+        offset = _int(req, "offset")
+        data = _field(req, "data", _BIN, "bin")
         if offset != up[4]:
             raise Refused("bad_offset", "chunk at offset %d, expected %d" % (offset, up[4]))
         if up[4] + len(data) > up[1]:
             raise Refused("too_long", "chunk goes past the announced size %d" % up[1])
-        up[3].write(data)
+        try:
+            up[3].write(data)
+        except OSError as e:
+            self._close_upload()
+            raise _flash_error(e)
         up[4] += len(data)
         return {"received": up[4]}
 
     def upload_end(self, req):
-        up = self.upload
-        if not up:
-            raise Refused("no_upload", "no upload is open: send upload_begin first")
-        name, size, checksum, f, received = up
+        name, size, checksum, _, received = self._open_upload()
+        activate = req.get("activate", True)
+        if activate is not True and activate is not False:
+            raise Refused("bad_request", "field 'activate' must be true or false")
         self._close_upload()
-        tmp = store.ROOT + "/.upload"
         try:
             if received != size:
                 raise Refused("incomplete", "received %d of %d bytes" % (received, size))
-            with open(tmp, "rb") as f:
-                try:
-                    modelfile.load(f, keep=False)  # verify everything, allocate nothing
-                except ValueError as e:
-                    raise Refused("bad_model", str(e))
-                f.seek(-4, 2)
-                stored = struct.unpack("<I", f.read(4))[0]
+            meta, layers, stored = _verify(_UPLOAD, name)
             if stored != checksum:
                 raise Refused("bad_checksum", "model checksum %08x, announced %08x" % (stored, checksum))
-            os.rename(tmp, store.path(name))  # atomic: the old file or the new, never half
+            self._check_fits(name, layers)
+            meta = layers = None
+            # The stored file of the active model is the active model: replacing it activates.
+            if activate or (self.net and self.net.name == name):
+                self._activate(name, _UPLOAD)
+            else:
+                self._store(name)
         finally:
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
-        if req.get("activate", True):
-            self._activate(name)
-            self._write_active(name)
+            _remove(_UPLOAD)
         return {"name": name, "checksum": checksum}
+
+    def _store(self, name):
+        try:
+            os.rename(_UPLOAD, store.path(name))  # atomic: the old file or the new, never half
+        except OSError as e:
+            raise _flash_error(e)
 
     def _close_upload(self):
         if self.upload:
@@ -221,9 +407,7 @@ class Service:
             self.upload = None
 
     def select(self, req):
-        name = _name(req)
-        self._activate(name)
-        self._write_active(name)
+        self._activate(_name(req))
         return self.model(req)
 
     def delete(self, req):
@@ -233,15 +417,13 @@ class Service:
         except OSError:
             raise Refused("no_model", "no stored model named %r" % name)
         if self.net and self.net.name == name:
-            self.net = None
-            self.checksum = None
+            self._drop_active()
             self._write_active(None)
-            gc.collect()
         return {"deleted": name}
 
     def infer(self, req):
         net = self._need_net()
-        x = _floats(_arg(req, "x", (bytes, memoryview), "bad_input"), net.inputs, "a sample")
+        x = _floats(_field(req, "x", _BIN, "bin"), net.inputs, "a sample")
         t0 = time.ticks_us()
         out = net.forward(x)
         us = time.ticks_diff(time.ticks_us(), t0)
@@ -251,13 +433,17 @@ class Service:
 
     def batch(self, req):
         net = self._need_net()
-        data = _arg(req, "x", (bytes, memoryview), "bad_input")
-        n = net.inputs
+        data = _field(req, "x", _BIN, "bin")
+        n, k = net.inputs, net.outputs
         rows = len(data) // (4 * n)
         if rows < 1 or rows * 4 * n != len(data):
             raise Refused("bad_input", "a batch is whole samples of %d float32 values; got %d bytes"
                           % (n, len(data)))
-        k = net.outputs
+        most = _BATCH_ROOM // (4 * k + 5)
+        if rows > most:  # refused before anything is allocated or computed
+            raise Refused("too_big", "the reply to %d rows would exceed %d bytes: %s"
+                          % (rows, framing.MAX_BODY, "send at most %d rows" % most if most
+                             else "this model's outputs do not fit one reply"))
         ys = array("f", range(rows * k))
         classes = bytearray(rows)
         times = array("I", range(rows))
@@ -282,11 +468,11 @@ class Service:
     def bench(self, req):
         net = self._need_net()
         repeat = req.get("repeat", 100)
-        if not isinstance(repeat, int) or not 0 < repeat <= 100000:
-            raise Refused("bad_request", "repeat must be a whole number from 1 to 100000")
+        if not is_int(repeat) or not 0 < repeat <= _MAX_REPEAT:
+            raise Refused("bad_request", "repeat must be a whole number from 1 to %d" % _MAX_REPEAT)
         x = [0.5] * net.inputs
         if "x" in req:
-            x = _floats(req["x"], net.inputs, "a sample")
+            x = _floats(_field(req, "x", _BIN, "bin"), net.inputs, "a sample")
         gc.collect()
         before = gc.mem_alloc()
         totals = [0] * len(net.layers)
@@ -306,6 +492,7 @@ class Service:
                 "mem_alloc": gc.mem_alloc(), "mem_free": gc.mem_free(), "mem_model_before": before}
 
     def stats_(self, req):
+        gc.collect()  # heap in use between requests, comparable from call to call
         out = dict(self.stats)
         out["mem_alloc"] = gc.mem_alloc()
         out["mem_free"] = gc.mem_free()
