@@ -27,6 +27,15 @@ _SERVER_START = "import anne.server\nanne.server.run()"
 # Bytes that make the REPL act (raw REPL, interrupt, reset, paste, enter, escape):
 # the first hello must not contain them, in case no server is listening.
 _REPL_ACTIVE = frozenset(b"\x01\x02\x03\x04\x05\r\x1b")
+# Resynchronisation (PROTOCOL.md): a frame's worth of zero bytes completes any frame
+# the board's reader may be waiting for, and can itself never start one. Zero is
+# not the sync byte, not Ctrl-C, and the REPL ignores it if no server is running.
+FILLER = bytes(framing.MAX_FRAME)
+_PROBE_WAIT = 0.7  # s: a running server answers hello at once
+_RESYNC_WAIT = 2.0  # s: a board reads the filler a byte at a time (about 0.2 s on a Pico)
+# Requests that do the same when sent twice: repeated after a resync.
+_REPEATABLE = frozenset(("hello", "model", "list", "stats", "infer", "batch", "bench", "select",
+                         "upload_begin", "reset"))
 
 
 class BoardError(AnneError):
@@ -46,7 +55,9 @@ class Client:
         self.vpico = vpico  # the private virtual Pico this client started, if any
         self.decoder = framing.Decoder()
         self.next_id = 1
+        self.pending = {}  # id -> (cmd, frame) of requests sent and not answered yet
         self.replies = {}
+        self.received = 0  # bytes read from the board, frames or not
         self.info = None
 
     # -- connection --------------------------------------------------------
@@ -70,29 +81,46 @@ class Client:
         return client
 
     def connect(self):
-        """Say hello; start the server through the raw REPL if none answers."""
+        """Say hello. If no server answers: resynchronise (a reader may be waiting
+        for the rest of a frame a previous host never finished), and if still
+        none answers, start the server through the raw REPL."""
         try:
+            before = self.received
             self.info = self._probe()
+            if self.info is None and self.received == before:
+                # Silence, not a REPL echoing the probe: a server may be waiting for
+                # the rest of a frame that a previous host never finished.
+                self.info = self.resync()
         except LinkError:
             self.info = None
         if self.info is None:
-            self.transport.raw_exec(_SERVER_START)
-            self.decoder = framing.Decoder()
-            self.info = self.call("hello", timeout=10)
+            self.info = self._start_server()
         if self.info.get("protocol") != PROTOCOL:
             raise LinkError("the board's firmware speaks protocol %r, this anne-host %d: "
                             "run anne-host deploy" % (self.info.get("protocol"), PROTOCOL))
         return self.info
 
-    def _probe(self):
+    def _start_server(self):
+        self.transport.raw_exec(_SERVER_START)
+        self.decoder = framing.Decoder()
+        return self.call("hello", timeout=10)
+
+    def _probe(self, timeout=_PROBE_WAIT):
+        """A hello that is harmless at a REPL: its reply, or None after ``timeout``."""
         while True:
             request_id = self.next_id
             self.next_id += 1
             frame = framing.encode(mpack.packb({"id": request_id, "cmd": "hello"}))
             if not _REPL_ACTIVE.intersection(frame):
                 break
+        self.pending[request_id] = ("hello", frame)
         self.transport.write(frame)
-        return self._wait(request_id, 0.7, quiet=True)
+        return self._wait(request_id, timeout, quiet=True)
+
+    def resync(self):
+        """Send the filler, then hello: the hello's reply, or None if none came."""
+        self.transport.write(FILLER)
+        return self._probe(_RESYNC_WAIT)
 
     def close(self):
         self.transport.close()
@@ -112,7 +140,9 @@ class Client:
         self.next_id += 1
         fields["id"] = request_id
         fields["cmd"] = cmd
-        self.transport.write(framing.encode(mpack.packb(fields)))
+        frame = framing.encode(mpack.packb(fields))
+        self.pending[request_id] = (cmd, frame)
+        self.transport.write(frame)
         return request_id
 
     def result(self, request_id, timeout=None):
@@ -125,24 +155,69 @@ class Client:
         return self.result(self.send(cmd, **fields), timeout)
 
     def _wait(self, request_id, timeout, quiet=False):
+        recovered = quiet  # a quiet probe never recovers: its silence is the answer
         end = time.monotonic() + timeout
         while request_id not in self.replies:
             if time.monotonic() > end:
                 self.decoder.flush()
-                if quiet:
-                    return None
-                raise LinkError("%s: the board stopped answering (no reply in %.0f s); "
-                                "is it still connected and running the ANNE server?"
-                                % (self.transport.port, timeout))
-            self.decoder.feed(self.transport.read())
-            for body in self.decoder.frames():
-                try:
-                    reply = mpack.unpackb(body)
-                except ValueError:
-                    continue
-                if isinstance(reply, dict):
-                    self.replies[reply.get("id")] = reply
+                if recovered:
+                    self.pending.pop(request_id, None)
+                    if quiet:
+                        return None
+                    raise self._silent(timeout)
+                self._recover(timeout)
+                recovered = True
+                end = time.monotonic() + timeout
+            self._receive()
+        self.pending.pop(request_id, None)
         return self.replies.pop(request_id)
+
+    def _receive(self):
+        data = self.transport.read()
+        self.received += len(data)
+        self.decoder.feed(data)
+        for body in self.decoder.frames():
+            try:
+                reply = mpack.unpackb(body)
+            except ValueError:
+                continue
+            # Replies to requests given up on (or answered twice after a repeat) are dropped.
+            if isinstance(reply, dict) and reply.get("id") in self.pending:
+                self.replies[reply.get("id")] = reply
+
+    def _silent(self, timeout):
+        return LinkError("%s: the board stopped answering (no reply in %.0f s, nor after a resync); "
+                         "is it still connected? Unplug it, plug it in again and retry"
+                         % (self.transport.port, timeout))
+
+    def _recover(self, timeout):
+        """After a timeout (PROTOCOL.md, "Recovery"): resynchronise the board's reader,
+        restart the server if none answers, then send again the unanswered requests
+        that are safe to repeat. LinkError if the board does not come back or a lost
+        request cannot be repeated."""
+        lost = [(rid, sent) for rid, sent in self.pending.items() if rid not in self.replies]
+        for rid, _ in lost:
+            del self.pending[rid]
+        if not (self.resync() or self.restart_server()):
+            raise self._silent(timeout)
+        unsafe = [sent[0] for _, sent in lost if sent[0] not in _REPEATABLE]
+        if unsafe:
+            raise LinkError("%s: no reply to %s in %.0f s; the board answers again, but whether it "
+                            "did it is unknown: check with anne-host info or ls, and run the command "
+                            "again" % (self.transport.port, unsafe[0], timeout))
+        for rid, sent in lost:
+            self.pending[rid] = sent
+            self.transport.write(sent[1])
+
+    def restart_server(self):
+        """For when no server answers even after a resync: it has left (Ctrl-C from
+        noise on the line, a reset). Start it again; its hello reply, or None."""
+        try:
+            self.transport.raw_exec(_SERVER_START)
+        except LinkError:
+            return None
+        self.decoder = framing.Decoder()
+        return self._probe(_RESYNC_WAIT)
 
     # -- commands ----------------------------------------------------------
     def hello(self):

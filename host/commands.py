@@ -232,13 +232,15 @@ def _stream(board, args, need_labels):
     bar = _progress(len(samples), "eval" if need_labels else "predict", args)
     run = evaluate.stream(board, samples, model, bar.update)
     bar.close()
+    if run.error is not None and run.done == 0:
+        raise run.error  # nothing to report: the error alone says it
     return run
 
 
 def _stopped(run):
-    # Results already received are reported before the link error ends the command.
+    # Results already received are reported before the error ends the command.
     if run.error is not None:
-        print("anne-host: stopped at %s line %s after %d of %d rows: %s"
+        print("anne-host: stopped at %s line %s, after %d of %d rows (reported above): %s"
               % (run.samples.path, run.stopped_line(), run.done, len(run.samples), run.error),
               file=sys.stderr)
         return run.error.exit_code
@@ -299,12 +301,16 @@ def cmd_eval(args):
 
 def _report(args, run, title=None):
     result = evaluate.summary(run)
+    plot_title = title or "%s on %s" % (result["model"], Path(run.samples.path).name)
+    title = title or Path(run.samples.path).name
+    if not run.complete:
+        title += " (stopped: the first %d of %d rows)" % (run.done, len(run.samples))
+        plot_title += " (first %d of %d rows)" % (run.done, len(run.samples))
     if args.plot:
-        report.plot_confusion(result["confusion_matrix"], result["labels"], args.plot,
-                              title or "%s on %s" % (result["model"], Path(run.samples.path).name))
+        report.plot_confusion(result["confusion_matrix"], result["labels"], args.plot, plot_title)
     if not args.json:
         print(report.evaluation_report(result["model"], _metrics_view(result), result["latency_us"],
-                                       result["samples_per_s"], title=title or Path(run.samples.path).name))
+                                       result["samples_per_s"], title=title))
         print()
     return result
 

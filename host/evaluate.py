@@ -9,12 +9,19 @@ import time
 import numpy as np
 
 from . import metrics
-from .transport import LinkError
+from .errors import AnneError
+
+
+class Interrupted(AnneError):
+    """Ctrl-C during a stream: what was received is still reported."""
+
+    exit_code = 130
 
 
 class Run:
-    """The board's answers for the rows streamed so far. When the link fails
-    midway, ``error`` holds why and the answers already received are kept."""
+    """The board's answers for the rows streamed so far. When the stream stops
+    midway (the link fails, the board refuses, Ctrl-C), ``error`` holds why and
+    the answers already received are kept."""
 
     def __init__(self, samples, model):
         self.samples = samples
@@ -58,8 +65,10 @@ def stream(client, samples, model, progress=None):
             times.append(us)
             if progress:
                 progress(len(k))
-    except LinkError as e:
+    except AnneError as e:
         run.error = e
+    except KeyboardInterrupt:
+        run.error = Interrupted("interrupted")
     run.seconds = time.perf_counter() - start
     if outs:
         run.outputs = np.vstack(outs)

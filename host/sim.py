@@ -13,7 +13,9 @@ survive a restart of the virtual Pico.
 import os
 import pty
 import select
+import signal
 import subprocess
+import termios
 import threading
 import tty
 from pathlib import Path
@@ -42,6 +44,8 @@ class VirtualPico:
         self._stop = threading.Event()
 
     def start(self):
+        """Power on (again, after stop(): the flash folder is kept, the port is new)."""
+        self._stop.clear()
         lib = self.flash_dir / "lib"
         lib.mkdir(parents=True, exist_ok=True)
         if self.flash_firmware:
@@ -68,6 +72,8 @@ class VirtualPico:
         args = ["-i", "main.py"] if (self.flash_dir / "main.py").exists() else []
         argv, env = unixport.command(lib, self.heap, args)
         slave = self._fds[1]
+        # A board loses what was in its USB buffer when it resets.
+        termios.tcflush(slave, termios.TCIFLUSH)
         self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave,
                                      cwd=self.flash_dir, env=env, close_fds=True,
                                      start_new_session=True)
@@ -86,6 +92,20 @@ class VirtualPico:
             except OSError:
                 # the client closed its side: its master reads EIO until reopened
                 self._stop.wait(0.02)
+
+    def reset(self):
+        """Press the reset button: MicroPython ends and boots again on the same port,
+        running main.py if the flash has one (so the server is gone without it)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()  # the bridge sees it ended and boots it again
+
+    def pause(self):
+        """Freeze the board (SIGSTOP): the port stays open and nothing answers."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
 
     def alive(self):
         return self.proc is not None and not self._stop.is_set()

@@ -3,6 +3,7 @@
 A virtual Pico is reached the same way, through the path of its pseudo-terminal.
 """
 
+import os
 import time
 
 from .errors import AnneError
@@ -34,15 +35,37 @@ def find_board():
     return boards[0]
 
 
+_EACCES = 13
+_EBUSY = (11, 16)  # EAGAIN from the lock, EBUSY from a driver
+
+
+def _open_error(port, e):
+    """One line saying why ``port`` did not open and what to do."""
+    code = getattr(e, "errno", None)
+    # On Windows a port (COM3) is not a path: only errno tells there.
+    if code == 2 or (os.name == "posix" and not os.path.exists(port)):
+        return ("cannot open %s: no such port (is the board plugged in? `anne-host ports` lists "
+                "the ports, --port sim uses a virtual Pico)" % port)
+    if code in _EBUSY or "lock" in str(e):
+        return ("cannot open %s: the port is busy, another program has it open (Thonny, mpremote, "
+                "another anne-host?): close it and try again" % port)
+    if code == _EACCES:
+        return ("cannot open %s: permission denied (on Linux, add yourself to the dialout group "
+                "and log in again)" % port)
+    return "cannot open %s: %s (is another program using it?)" % (port, e)
+
+
 class SerialTransport:
     def __init__(self, port):
         import serial
 
         self.port = port
         try:
-            self.serial = serial.Serial(port, 115200, timeout=0.05, write_timeout=5)
+            # exclusive: a second program reading the same port would take half the
+            # replies; the lock makes it a clear "busy" error instead (POSIX).
+            self.serial = serial.Serial(port, 115200, timeout=0.05, write_timeout=5, exclusive=True)
         except (serial.SerialException, OSError) as e:
-            raise LinkError("cannot open %s: %s (is another program using it?)" % (port, e))
+            raise LinkError(_open_error(port, e))
         self.serial.reset_input_buffer()
 
     def write(self, data):
@@ -74,11 +97,17 @@ class SerialTransport:
         without waiting for it to end."""
         self.write(b"\r\x03")  # interrupt whatever runs: a server returns to the REPL
         time.sleep(0.15)
-        self.serial.reset_input_buffer()
+        self.discard_input()
         self.write(b"\r\x01")  # enter the raw REPL
         self.read_until(b"raw REPL; CTRL-B to exit\r\n>", timeout)
         self.write(code.encode() + b"\x04")
         self.read_until(b"OK", timeout)
+
+    def discard_input(self):
+        try:
+            self.serial.reset_input_buffer()
+        except Exception as e:  # as in read: any pyserial failure means the link is gone
+            raise LinkError("reading from %s failed: %s (board unplugged or reset?)" % (self.port, e))
 
     def friendly_repl(self):
         self.write(b"\r\x02")
