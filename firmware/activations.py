@@ -149,11 +149,13 @@ _BUILDERS = {
 def build(layer):
     """The in-place function for ``layer``'s activation (None for linear).
     Unknown names fail here, at load, never during inference."""
-    if layer.activation == "relu" and layer.params == (0.0, _INF, 0.0):
-        if sys.implementation.name == "micropython":
-            from .fast_activations import relu
+    if sys.implementation.name == "micropython":
+        from . import fast_activations as fast
 
-            return relu
+        if layer.activation == "relu" and layer.params == (0.0, _INF, 0.0):
+            return fast.relu
+        if layer.activation in ("sigmoid", "tanh"):
+            return getattr(fast, layer.activation)
     try:
         builder = _BUILDERS[layer.activation]
     except KeyError:

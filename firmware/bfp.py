@@ -214,17 +214,25 @@ def _dot_rows(word: int, n: int, w: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, ou
 
 
 @micropython.viper
-def _normal(v: int) -> int:
-    # Left shift that brings v (0 < v < 2^31) to bit 29: the number of places,
-    # negative for a right shift.
+def _bit_length(v: int) -> int:
+    # Bits in v, 0 < v < 2^31, by halving the range: five steps, not thirty.
     n = 0
-    while v >> 30:
+    if v >> 16:
+        v >>= 16
+        n += 16
+    if v >> 8:
+        v >>= 8
+        n += 8
+    if v >> 4:
+        v >>= 4
+        n += 4
+    if v >> 2:
+        v >>= 2
+        n += 2
+    if v >> 1:
         v >>= 1
-        n -= 1
-    while v < 0x20000000:
-        v <<= 1
         n += 1
-    return n
+    return n + v
 
 
 @micropython.viper
@@ -256,9 +264,7 @@ def _finish(out: ptr32, exps: ptr32, bias: ptr32, dst: ptr32, n_out: int, scale:
         a = 0
         ea = 0
         if t_hi:
-            k = 0
-            while (t_hi >> k) > 0:
-                k += 1
+            k = int(_bit_length(t_hi))
             if k <= 6:
                 a = (t_hi << 24) | t_lo
             else:
@@ -267,7 +273,7 @@ def _finish(out: ptr32, exps: ptr32, bias: ptr32, dst: ptr32, n_out: int, scale:
         else:
             a = t_lo
         if a:
-            n = int(_normal(a))
+            n = 30 - int(_bit_length(a))  # bring the top bit to bit 29
             a = a << n if n >= 0 else a >> (0 - n)
             ea = ea - n + exps[j] + scale
             if neg:
@@ -304,9 +310,7 @@ def _finish(out: ptr32, exps: ptr32, bias: ptr32, dst: ptr32, n_out: int, scale:
             if a < 0:
                 r_sign = sign
                 a = 0 - a
-            k = 0
-            while (a >> k) > 0:
-                k += 1
+            k = int(_bit_length(a))
             if k > 24:
                 sh = k - 24
                 a = (a + (1 << (sh - 1))) >> sh
@@ -372,10 +376,21 @@ def _non_finite(layer, src, dst):
         dst[j] = _NAN if nan or (pos and neg) else (_INF if pos else -_INF)
 
 
-def dense(layer, src, dst, ws):
-    top = _split_input(src, ws.hi, ws.lo, ws.bias, layer.shifts, layer.inputs)
+def bind(layer, ws):
+    """(run, state) computing ``layer``: run(src, dst, state). The state tuple
+    holds everything once, so a call looks nothing up and allocates nothing."""
+    return dense, (layer.weights, ws.hi, ws.lo, ws.bias, layer.shifts, ws.out, layer.exps,
+                   layer.bias, layer.inputs, layer.units, layer)
+
+
+@micropython.viper
+def dense(src, dst, state):
+    # Viper, not Python, so that the call builds no frame on the heap.
+    n_in = int(state[8])
+    n_out = int(state[9])
+    top = int(_split_input(src, state[1], state[2], state[3], state[4], n_in))
     if top == _NON_FINITE:
-        return _non_finite(layer, src, dst)
-    out = ws.out
-    _dot_rows(0, 0, layer.weights, ws.hi, ws.lo, ws.bias, out, layer.inputs, layer.units)
-    _finish(out, layer.exps, layer.bias, dst, layer.units, top - 300 - 2 * _GUARD + _LIMB)
+        _non_finite(state[10], src, dst)
+        return
+    _dot_rows(0, 0, state[0], state[1], state[2], state[3], state[5], n_in, n_out)
+    _finish(state[5], state[6], state[7], dst, n_out, top - 300 - 2 * _GUARD + _LIMB)

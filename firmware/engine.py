@@ -4,7 +4,26 @@
 import time
 from array import array
 
+import micropython
+
 from . import activations, kernels
+
+
+@micropython.viper
+def _run(steps, src, dst):
+    # The layer loop, in viper: native code keeps its frame on the C stack, so
+    # an inference makes no heap frame here (a bytecode loop of this size would).
+    n = int(len(steps))
+    i = 0
+    while i < n:
+        step = steps[i]
+        if step[0]:
+            step[0](src, dst, step[1])
+            src, dst = dst, src
+        if step[2]:
+            step[2](src, step[3])
+        i += 1
+    return src
 
 
 class Net:
@@ -18,16 +37,21 @@ class Net:
         self.outputs = layers[-1].units
         self.kernel = kernel
         k = kernels.get(kernel)
-        self._dense = k.run
-        self._acts = [activations.build(layer) for layer in layers]
         width = self.inputs
         for layer in layers:
             width = max(width, layer.units)
-            if layer.weights is not None:
-                k.prepare(layer)
         self._a = array("f", range(width))
         self._b = array("f", range(width))
-        self._ws = k.workspace(width)
+        ws = k.workspace(width)
+        # One step per layer, everything bound in advance: (dense or None, its
+        # state, activation or None, units). forward() then only calls.
+        self._steps = []
+        for layer in layers:
+            run = state = None
+            if layer.weights is not None:
+                k.prepare(layer)
+                run, state = k.bind(layer, ws)
+            self._steps.append((run, state, activations.build(layer), layer.units))
 
     def forward(self, x):
         """Run the network on ``x`` (a sequence of ``inputs`` numbers); returns the
@@ -35,17 +59,10 @@ class Net:
         overwritten by the next call: copy what you keep."""
         if len(x) != self.inputs:
             raise ValueError("model %s takes %d inputs, got %d" % (self.name, self.inputs, len(x)))
-        src, dst = self._a, self._b
+        src = self._a
         for i in range(self.inputs):
             src[i] = x[i]
-        dense, ws = self._dense, self._ws
-        for layer, act in zip(self.layers, self._acts):
-            if layer.weights is not None:
-                dense(layer, src, dst, ws)
-                src, dst = dst, src
-            if act:
-                act(src, layer.units)
-        return src
+        return _run(self._steps, src, self._b)
 
     def profile(self, x):
         """Like forward, timing each layer: returns its microseconds per layer."""
@@ -53,13 +70,13 @@ class Net:
         src, dst = self._a, self._b
         for i in range(self.inputs):
             src[i] = x[i]
-        for layer, act in zip(self.layers, self._acts):
+        for run, state, act, units in self._steps:
             t0 = time.ticks_us()
-            if layer.weights is not None:
-                self._dense(layer, src, dst, self._ws)
+            if run:
+                run(src, dst, state)
                 src, dst = dst, src
             if act:
-                act(src, layer.units)
+                act(src, units)
             times.append(time.ticks_diff(time.ticks_us(), t0))
         return times
 

@@ -1,12 +1,14 @@
 # Dense-layer kernels: y[j] = b[j] + sum_i w[j*n_in + i] * x[i], for j < n_out.
 # Weights are row-major [unit][input] (see protocol/MODEL_FORMAT.md). A kernel is
 # chosen when a model loads: prepare(layer) may convert the layer's weights in
-# place, run(layer, src, dst, workspace) computes. Kernels check nothing: the
-# loader has proved the shapes, and the engine sized the buffers.
+# place, bind(layer, workspace) returns (run, state): run(src, dst, state)
+# computes the layer.
+# Kernels check nothing: the loader has proved the shapes, and the engine sized
+# the buffers.
 import sys
 
 
-def reference(layer, src, dst, ws=None):
+def reference(src, dst, layer):
     # Plain interpreted floats: the yardstick every fast kernel is tested against.
     w, b, n_in = layer.weights, layer.bias, layer.inputs
     k = 0
@@ -18,28 +20,32 @@ def reference(layer, src, dst, ws=None):
         k += n_in
 
 
+def _bind_reference(layer, ws):
+    return reference, layer
+
+
 def _no_prepare(layer):
     pass
 
 
 class Kernel:
-    def __init__(self, name, prepare, run, workspace=None):
+    def __init__(self, name, prepare, bind, workspace=None):
         self.name = name
         self.prepare = prepare
-        self.run = run
+        self.bind = bind
         self.workspace = workspace or (lambda width: None)
 
 
 def _bfp():
     from . import bfp
 
-    return Kernel("bfp", bfp.prepare, bfp.dense, bfp.Workspace)
+    return Kernel("bfp", bfp.prepare, bfp.bind, bfp.Workspace)
 
 
 def get(name):
     """The kernel called ``name``; ValueError for an unknown name, at load time."""
     if name == "reference":
-        return Kernel("reference", _no_prepare, reference)
+        return Kernel("reference", _no_prepare, _bind_reference)
     if name == "bfp":
         return _bfp()
     raise ValueError("unknown kernel %r; kernels: reference, bfp" % name)
