@@ -112,53 +112,6 @@ def _prepare_rows(w: ptr32, exps: ptr32, shifts: ptr32, n_in: int, n_out: int):
 
 
 @micropython.viper
-def _split_input(x: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, shifts: ptr32, n: int) -> int:
-    # The input vector, scaled down by the column shifts, -> limbs aligned to its
-    # largest exponent, which is returned (_NON_FINITE if an input is inf or NaN).
-    # bias[2p], bias[2p+1]: what the weights' biases (_BIAS on mh, 4096 on ml)
-    # add to pass p's two sums. (The alignment is _align's, written out: a call
-    # per input would cost more than the rest of a small layer.)
-    top = _NO_EXPONENT
-    i = 0
-    while i < n:
-        e = (x[i] >> 23) & 255
-        if e == 255:
-            return _NON_FINITE
-        if e and e - shifts[i] > top:
-            top = e - shifts[i]
-        i += 1
-    p = 0
-    left = 0
-    i = 0
-    while i < n:
-        if left == 0:  # a new pass of _PASS inputs
-            left = _PASS
-            p = 2 * (i // _PASS)
-            bias[p] = 0
-            bias[p + 1] = 0
-        left -= 1
-        bits = x[i]
-        e = (bits >> 23) & 255
-        m = 0
-        if e:
-            shift = top - e + shifts[i] - _GUARD
-            if shift < 27:
-                m = (bits & 0x7FFFFF) | 0x800000
-                if shift > 0:
-                    m = (m + (1 << (shift - 1))) >> shift
-                elif shift < 0:
-                    m = m << (0 - shift)
-                if (bits >> 31) & 1:
-                    m = 0 - m
-        hi[i] = m >> _LIMB
-        lo[i] = m & 8191
-        bias[p] += (m >> _LIMB) * _BIAS
-        bias[p + 1] += (m & 8191) * _BIAS + (m >> _LIMB) * 4096
-        i += 1
-    return top
-
-
-@micropython.viper
 def _dot_rows(word: int, n: int, w: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, out: ptr32, n_in: int, n_out: int):
     # For every row j: out[2j] * 2^24 + out[2j+1] = sum(m * n) / 2^13, summed
     # exactly but for the ml*nl terms (below 2^-26 of the largest product each):
@@ -210,123 +163,6 @@ def _dot_rows(word: int, n: int, w: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, ou
         out[2 * j] = t_hi
         out[2 * j + 1] = t_lo
         row += n_in
-        j += 1
-
-
-@micropython.viper
-def _bit_length(v: int) -> int:
-    # Bits in v, 0 < v < 2^31, by halving the range: five steps, not thirty.
-    n = 0
-    if v >> 16:
-        v >>= 16
-        n += 16
-    if v >> 8:
-        v >>= 8
-        n += 8
-    if v >> 4:
-        v >>= 4
-        n += 4
-    if v >> 2:
-        v >>= 2
-        n += 2
-    if v >> 1:
-        v >>= 1
-        n += 1
-    return n + v
-
-
-@micropython.viper
-def _finish(out: ptr32, exps: ptr32, bias: ptr32, dst: ptr32, n_out: int, scale: int):
-    # dst[j] = float32 bits of (out[2j] * 2^24 + out[2j+1]) * 2^(exps[j] + scale)
-    # + bias[j], in integers: both terms as 30-bit mantissas, the smaller one
-    # shifted to the larger's exponent with rounding, added, rounded to 24 bits.
-    # No float object is made, so an inference allocates nothing here.
-    one = 1
-    half = one << 16
-    mask = half * half - 1
-    sign = one << 31
-    wrap = sign << 1
-    inf = ((one << 8) - 1) << 23  # float32 +inf bits, built at run time (> 2^30)
-    j = 0
-    while j < n_out:
-        t_hi = out[2 * j] & mask
-        if t_hi & sign:
-            t_hi -= wrap
-        t_lo = out[2 * j + 1]
-        neg = 0
-        if t_hi < 0:  # the magnitude of t_hi * 2^24 + t_lo
-            neg = 1
-            t_hi = 0 - t_hi
-            if t_lo:
-                t_hi -= 1
-                t_lo = (one << 24) - t_lo
-        # The products' sum as a = mant * 2^ea, mant in [2^29, 2^30) or 0.
-        a = 0
-        ea = 0
-        if t_hi:
-            k = int(_bit_length(t_hi))
-            if k <= 6:
-                a = (t_hi << 24) | t_lo
-            else:
-                a = (t_hi << (30 - k)) | (t_lo >> (k - 6))
-                ea = k - 6
-        else:
-            a = t_lo
-        if a:
-            n = 30 - int(_bit_length(a))  # bring the top bit to bit 29
-            a = a << n if n >= 0 else a >> (0 - n)
-            ea = ea - n + exps[j] + scale
-            if neg:
-                a = 0 - a
-        # The bias as b = mant * 2^eb, mant in [2^29, 2^30) or 0.
-        bits = bias[j]
-        e = (bits >> 23) & 255
-        b = 0
-        eb = 0
-        if e:
-            b = ((bits & 0x7FFFFF) | 0x800000) << 6
-            eb = e - 156
-            if (bits >> 31) & 1:
-                b = 0 - b
-        # Add at the larger exponent.
-        if a == 0:
-            a = b
-            ea = eb
-        elif b:
-            if eb > ea:
-                a, b = b, a
-                ea, eb = eb, ea
-            d = ea - eb
-            if d > 31:
-                b = 0
-            elif d > 0:
-                b = (b + (1 << (d - 1))) >> d
-            a += b
-        # Round to float32.
-        if a == 0:
-            dst[j] = 0
-        else:
-            r_sign = 0
-            if a < 0:
-                r_sign = sign
-                a = 0 - a
-            k = int(_bit_length(a))
-            if k > 24:
-                sh = k - 24
-                a = (a + (1 << (sh - 1))) >> sh
-                if a >> 24:
-                    a >>= 1
-                    sh += 1
-            else:
-                sh = k - 24
-                a <<= 24 - k
-            e = ea + sh + 150
-            if e >= 255:
-                dst[j] = r_sign | inf
-            elif e <= 0:
-                dst[j] = r_sign  # below float32's normal range: signed zero
-            else:
-                dst[j] = r_sign | (e << 23) | (a & 0x7FFFFF)
         j += 1
 
 
@@ -385,12 +221,159 @@ def bind(layer, ws):
 
 @micropython.viper
 def dense(src, dst, state):
-    # Viper, not Python, so that the call builds no frame on the heap.
+    # One layer: split the input into limbs, sum each row (_dot_rows), round
+    # each sum plus its bias to float32. Viper throughout, and written as one
+    # function, because for small layers calls cost more than arithmetic.
+    x = ptr32(src)
+    hi = ptr32(state[1])
+    lo = ptr32(state[2])
+    sums = ptr32(state[3])
+    shifts = ptr32(state[4])
     n_in = int(state[8])
     n_out = int(state[9])
-    top = int(_split_input(src, state[1], state[2], state[3], state[4], n_in))
-    if top == _NON_FINITE:
-        _non_finite(state[10], src, dst)
-        return
-    _dot_rows(0, 0, state[0], state[1], state[2], state[3], state[5], n_in, n_out)
-    _finish(state[5], state[6], state[7], dst, n_out, top - 300 - 2 * _GUARD + _LIMB)
+
+    # The input vector, scaled down by the column shifts, becomes limbs aligned
+    # to its largest exponent `top`. sums[2p], sums[2p+1]: what the weights'
+    # biases (_BIAS on mh, 4096 on ml) add to pass p's two sums.
+    top = _NO_EXPONENT
+    i = 0
+    while i < n_in:
+        e = (x[i] >> 23) & 255
+        if e == 255:  # inf or NaN in: the finite terms no longer matter
+            _non_finite(state[10], src, dst)
+            return
+        if e and e - shifts[i] > top:
+            top = e - shifts[i]
+        i += 1
+    p = 0
+    left = 0
+    i = 0
+    while i < n_in:
+        if left == 0:  # a new pass of _PASS inputs
+            left = _PASS
+            p = 2 * (i // _PASS)
+            sums[p] = 0
+            sums[p + 1] = 0
+        left -= 1
+        bits = x[i]
+        e = (bits >> 23) & 255
+        m = 0
+        if e:  # as _align, written out
+            shift = top - e + shifts[i] - _GUARD
+            if shift < 27:
+                m = (bits & 0x7FFFFF) | 0x800000
+                if shift > 0:
+                    m = (m + (1 << (shift - 1))) >> shift
+                elif shift < 0:
+                    m = m << (0 - shift)
+                if (bits >> 31) & 1:
+                    m = 0 - m
+        hi[i] = m >> _LIMB
+        lo[i] = m & 8191
+        sums[p] += (m >> _LIMB) * _BIAS
+        sums[p + 1] += (m & 8191) * _BIAS + (m >> _LIMB) * 4096
+        i += 1
+
+    out = ptr32(state[5])
+    _dot_rows(0, 0, state[0], hi, lo, sums, out, n_in, n_out)
+
+    # dst[j] = float32 bits of (out[2j] * 2^24 + out[2j+1]) * 2^(exps[j] + scale)
+    # + bias[j], in integers: both terms as 30-bit mantissas, the smaller one
+    # shifted to the larger's exponent with rounding, added, rounded to 24 bits.
+    # No float object is made, so this allocates nothing.
+    exps = ptr32(state[6])
+    bias = ptr32(state[7])
+    y = ptr32(dst)
+    scale = top - 300 - 2 * _GUARD + _LIMB
+    one = 1
+    half = one << 16
+    mask = half * half - 1  # 0xFFFFFFFF on the host, all bits (-1) on the board
+    sign = one << 31
+    wrap = sign << 1  # 2^32 on the host, 0 on the board
+    inf = ((one << 8) - 1) << 23  # float32 +inf bits, built at run time (> 2^30)
+    j = 0
+    while j < n_out:
+        t_hi = out[2 * j] & mask
+        if t_hi & sign:
+            t_hi -= wrap
+        t_lo = out[2 * j + 1]
+        neg = 0
+        if t_hi < 0:  # the magnitude of t_hi * 2^24 + t_lo
+            neg = 1
+            t_hi = 0 - t_hi
+            if t_lo:
+                t_hi -= 1
+                t_lo = (one << 24) - t_lo
+        # The products' sum as a = mant * 2^ea, mant in [2^29, 2^30) or 0.
+        a = t_lo
+        ea = 0
+        k = 0
+        while t_hi >> k:
+            k += 1
+        if k > 6:
+            a = (t_hi << (30 - k)) | (t_lo >> (k - 6))
+            ea = k - 6
+        elif k:
+            a = (t_hi << 24) | t_lo
+        if a:
+            while a >> 30:
+                a >>= 1
+                ea += 1
+            while not (a >> 29):
+                a <<= 1
+                ea -= 1
+            ea += exps[j] + scale
+            if neg:
+                a = 0 - a
+        # The bias as b = mant * 2^eb, mant in [2^29, 2^30) or 0.
+        bits = bias[j]
+        e = (bits >> 23) & 255
+        b = 0
+        eb = 0
+        if e:
+            b = ((bits & 0x7FFFFF) | 0x800000) << 6
+            eb = e - 156
+            if (bits >> 31) & 1:
+                b = 0 - b
+        # Add at the larger exponent.
+        if a == 0:
+            a = b
+            ea = eb
+        elif b:
+            if eb > ea:
+                a, b = b, a
+                ea, eb = eb, ea
+            d = ea - eb
+            if d > 31:
+                b = 0
+            elif d > 0:
+                b = (b + (1 << (d - 1))) >> d
+            a += b
+        # Round to float32.
+        if a == 0:
+            y[j] = 0
+        else:
+            r_sign = 0
+            if a < 0:
+                r_sign = sign
+                a = 0 - a
+            k = 0
+            while a >> k:
+                k += 1
+            if k > 24:
+                sh = k - 24
+                a = (a + (1 << (sh - 1))) >> sh
+                if a >> 24:
+                    a >>= 1
+                    sh += 1
+            else:
+                sh = k - 24
+                a <<= 24 - k
+            e = ea + sh + 150
+            if e >= 255:
+                y[j] = r_sign | inf
+            elif e <= 0:
+                y[j] = r_sign  # below float32's normal range: signed zero
+            else:
+                y[j] = r_sign | (e << 23) | (a & 0x7FFFFF)
+        j += 1

@@ -10,18 +10,25 @@ from . import activations, kernels
 
 
 @micropython.viper
-def _run(steps, src, dst):
-    # The layer loop, in viper: native code keeps its frame on the C stack, so
-    # an inference makes no heap frame here (a bytecode loop of this size would).
+def _run(steps, x, n_in: int, src, dst):
+    # Copy the input in, then the layer loop. Viper: native code keeps its frame
+    # on the C stack, so an inference makes no heap frame here (a bytecode
+    # function of this size would get one from the heap on every call).
+    i = 0
+    while i < n_in:
+        src[i] = x[i]
+        i += 1
     n = int(len(steps))
     i = 0
     while i < n:
         step = steps[i]
-        if step[0]:
-            step[0](src, dst, step[1])
+        run = step[0]
+        if run:
+            run(src, dst, step[1])
             src, dst = dst, src
-        if step[2]:
-            step[2](src, step[3])
+        act = step[2]
+        if act:
+            act(src, step[3])
         i += 1
     return src
 
@@ -59,10 +66,7 @@ class Net:
         overwritten by the next call: copy what you keep."""
         if len(x) != self.inputs:
             raise ValueError("model %s takes %d inputs, got %d" % (self.name, self.inputs, len(x)))
-        src = self._a
-        for i in range(self.inputs):
-            src[i] = x[i]
-        return _run(self._steps, src, self._b)
+        return _run(self._steps, x, self.inputs, self._a, self._b)
 
     def profile(self, x):
         """Like forward, timing each layer: returns its microseconds per layer."""

@@ -19,9 +19,13 @@ def relu(x: ptr32, n: int):
 
 # The rest still computes in floats, but as viper code: a bytecode function of
 # this size gets its frame from the heap on every call, native code does not.
+_exp = math.exp
+_tanh = math.tanh
+
+
 @micropython.viper
 def sigmoid(x, n: int):
-    exp = math.exp
+    exp = _exp
     i = 0
     while i < n:
         v = x[i]
@@ -35,7 +39,7 @@ def sigmoid(x, n: int):
 
 @micropython.viper
 def tanh(x, n: int):
-    f = math.tanh
+    f = _tanh
     i = 0
     while i < n:
         x[i] = f(x[i])
