@@ -146,13 +146,18 @@ _BUILDERS = {
 }
 
 
+def is_plain_relu(layer):
+    """max(x, 0) exactly: a kernel may apply it as it writes its outputs."""
+    return layer.activation == "relu" and layer.params == (0.0, _INF, 0.0)
+
+
 def build(layer):
     """The in-place function for ``layer``'s activation (None for linear).
     Unknown names fail here, at load, never during inference."""
     if sys.implementation.name == "micropython":
         from . import fast_activations as fast
 
-        if layer.activation == "relu" and layer.params == (0.0, _INF, 0.0):
+        if is_plain_relu(layer):
             return fast.relu
         if layer.activation in ("sigmoid", "tanh"):
             return getattr(fast, layer.activation)

@@ -191,7 +191,7 @@ def _flags(w: ptr32, k: int) -> int:
     return (w[k] >> 13) & 3
 
 
-def _non_finite(layer, src, dst):
+def _non_finite(layer, src, dst, relu):
     # Inputs hold inf or NaN: the finite terms no longer matter. As in IEEE
     # arithmetic (and Keras): NaN in, 0 * inf, or inf - inf give NaN, else +-inf.
     n_in, w = layer.inputs, layer.weights
@@ -209,14 +209,17 @@ def _non_finite(layer, src, dst):
                     neg = True
                 else:
                     pos = True
-        dst[j] = _NAN if nan or (pos and neg) else (_INF if pos else -_INF)
+        dst[j] = _NAN if nan or (pos and neg) else (_INF if pos else (0.0 if relu else -_INF))
 
 
-def bind(layer, ws):
-    """(run, state) computing ``layer``: run(src, dst, state). The state tuple
-    holds everything once, so a call looks nothing up and allocates nothing."""
-    return dense, (layer.weights, ws.hi, ws.lo, ws.bias, layer.shifts, ws.out, layer.exps,
-                   layer.bias, layer.inputs, layer.units, layer)
+def bind(layer, ws, relu=False):
+    """(run, state, fused) computing ``layer``: run(src, dst, state). The state
+    tuple holds everything once, so a call looks nothing up and allocates
+    nothing. relu=True asks for a following relu to be applied on the way out
+    (it is: fused is True)."""
+    state = (layer.weights, ws.hi, ws.lo, ws.bias, layer.shifts, ws.out, layer.exps,
+             layer.bias, layer.inputs, layer.units, layer, 1 if relu else 0)
+    return dense, state, relu
 
 
 @micropython.viper
@@ -240,7 +243,7 @@ def dense(src, dst, state):
     while i < n_in:
         e = (x[i] >> 23) & 255
         if e == 255:  # inf or NaN in: the finite terms no longer matter
-            _non_finite(state[10], src, dst)
+            _non_finite(state[10], src, dst, state[11])
             return
         if e and e - shifts[i] > top:
             top = e - shifts[i]
@@ -284,6 +287,7 @@ def dense(src, dst, state):
     exps = ptr32(state[6])
     bias = ptr32(state[7])
     y = ptr32(dst)
+    relu = int(state[11])
     scale = top - 300 - 2 * _GUARD + _LIMB
     one = 1
     half = one << 16
@@ -355,6 +359,10 @@ def dense(src, dst, state):
         else:
             r_sign = 0
             if a < 0:
+                if relu:  # a fused relu: a negative sum is +0.0
+                    y[j] = 0
+                    j += 1
+                    continue
                 r_sign = sign
                 a = 0 - a
             k = 0

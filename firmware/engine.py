@@ -55,10 +55,13 @@ class Net:
         self._steps = []
         for layer in layers:
             run = state = None
+            act = activations.build(layer)
             if layer.weights is not None:
                 k.prepare(layer)
-                run, state = k.bind(layer, ws)
-            self._steps.append((run, state, activations.build(layer), layer.units))
+                run, state, fused = k.bind(layer, ws, activations.is_plain_relu(layer))
+                if fused:
+                    act = None
+            self._steps.append((run, state, act, layer.units))
 
     def forward(self, x):
         """Run the network on ``x`` (a sequence of ``inputs`` numbers); returns the

@@ -1,8 +1,8 @@
 # Dense-layer kernels: y[j] = b[j] + sum_i w[j*n_in + i] * x[i], for j < n_out.
 # Weights are row-major [unit][input] (see protocol/MODEL_FORMAT.md). A kernel is
 # chosen when a model loads: prepare(layer) may convert the layer's weights in
-# place, bind(layer, workspace) returns (run, state): run(src, dst, state)
-# computes the layer.
+# place, bind(layer, workspace, relu) returns (run, state, fused):
+# run(src, dst, state) computes the layer, and the following relu too if fused.
 # Kernels check nothing: the loader has proved the shapes, and the engine sized
 # the buffers.
 import sys
@@ -20,8 +20,8 @@ def reference(src, dst, layer):
         k += n_in
 
 
-def _bind_reference(layer, ws):
-    return reference, layer
+def _bind_reference(layer, ws, relu=False):
+    return reference, layer, False
 
 
 def _no_prepare(layer):

@@ -113,3 +113,19 @@ def test_the_32_bit_check_catches_a_big_viper_literal(tmp_path, run_mpy):
     assert "1073741824" in run_mpy(src.read_text() + "\nprint(f(2**30 + 5))")  # the host runs it
     done = _mpy_cross(src, tmp_path, "-march=armv6m", "-msmall-int-bits=31")
     assert done.returncode != 0 and "ViperTypeError" in done.stderr
+
+
+def test_fused_relu_matches_the_reference_kernel_on_every_input(run_mpy, tmp_path):
+    # bfp applies a following relu as it writes its outputs; the reference
+    # kernel runs the relu activation after. Both must give the same values,
+    # infinities and NaN included.
+    rng = np.random.default_rng(11)
+    w = rng.normal(0, 1, (6, 9)).astype(F32)
+    doc = _layer_doc(w, rng.normal(0, 1, 6).astype(F32))
+    doc["layers"][0]["activation"] = "relu"
+    x = _adversarial_inputs(9, rng)
+    fast = board_predict(run_mpy, tmp_path, {"m": (doc, x)}, kernel="bfp")["m"]
+    slow = board_predict(run_mpy, tmp_path, {"m": (doc, x)}, kernel="reference")["m"]
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
+    assert np.all(fast[~np.isnan(fast)] >= 0)
+    np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=1e-30)
