@@ -1,6 +1,7 @@
 # The dense-network engine: layers loaded from a model file, evaluated with two
 # preallocated activation buffers, so an inference allocates nothing that grows
 # with the network.
+import struct
 import time
 from array import array
 
@@ -11,13 +12,20 @@ from . import activations, kernels
 
 @micropython.viper
 def _run(steps, x, n_in: int, src, dst):
-    # Copy the input in, then the layer loop. Viper: native code keeps its frame
-    # on the C stack, so an inference makes no heap frame here (a bytecode
-    # function of this size would get one from the heap on every call).
+    # Copy the input in, then the layers. Viper: native code keeps its frame on
+    # the C stack, so an inference makes no heap frame here (a bytecode function
+    # of this size would get one from the heap on every call).
     i = 0
     while i < n_in:
         src[i] = x[i]
         i += 1
+    return layers(steps, src, dst)
+
+
+@micropython.viper
+def layers(steps, src, dst):
+    # Every layer in turn, ping-ponging between the two buffers; returns the
+    # buffer that holds the outputs.
     n = int(len(steps))
     i = 0
     while i < n:
@@ -40,6 +48,7 @@ class Net:
         self.name = meta.get("name", "")
         self.labels = meta.get("labels") or []
         self.threshold = meta.get("threshold", 0.5)
+        self._threshold_bits = struct.unpack("<i", struct.pack("<f", self.threshold))[0]
         self.inputs = layers[0].inputs
         self.outputs = layers[-1].units
         self.kernel = kernel
@@ -86,6 +95,16 @@ class Net:
                 act(src, units)
             times.append(time.ticks_diff(time.ticks_us(), t0))
         return times
+
+    def run_batch(self, data, rows, ys, classes, times):
+        """Run ``rows`` samples given as little-endian float32 bytes in ``data``:
+        outputs into ``ys`` (array('f')), class indices into ``classes``
+        (bytearray), board microseconds into ``times`` (array('I')); returns
+        the total microseconds. MicroPython only (viper); allocates nothing."""
+        from .batch import run_rows
+
+        return run_rows(self._steps, data, rows, self.inputs, self.outputs, self._a, self._b,
+                        ys, classes, times, self._threshold_bits)
 
     def predict(self, x):
         """The output values for one sample, as a list of floats."""
