@@ -213,7 +213,7 @@ class Client:
         """For when no server answers even after a resync: it has left (Ctrl-C from
         noise on the line, a reset). Start it again; its hello reply, or None."""
         try:
-            self.transport.raw_exec(_SERVER_START)
+            self.transport.raw_exec(_SERVER_START, timeout=_RESYNC_WAIT)  # a REPL answers at once
         except LinkError:
             return None
         self.decoder = framing.Decoder()

@@ -72,7 +72,8 @@ class SerialTransport:
         try:
             self.serial.write(data)
         except Exception as e:  # pyserial raises several types; all mean the link is gone
-            raise LinkError("writing to %s failed: %s" % (self.port, e))
+            raise LinkError("writing to %s failed: %s (board unplugged, reset or not reading? plug "
+                            "it in again and retry)" % (self.port, e))
 
     def read(self):
         """Whatever has arrived, waiting at most the port's short timeout."""
@@ -80,7 +81,8 @@ class SerialTransport:
             waiting = self.serial.in_waiting
             return self.serial.read(max(1, waiting))
         except Exception as e:
-            raise LinkError("reading from %s failed: %s (board unplugged or reset?)" % (self.port, e))
+            raise LinkError("reading from %s failed: %s (board unplugged or reset? plug it in "
+                            "and retry)" % (self.port, e))
 
     def read_until(self, marker, timeout):
         data = b""
