@@ -87,6 +87,7 @@ class _CheckedReader:
         self.stream = stream
         self.crc = 0
         self.scratch = None
+        self.ready = None  # arrays allocated in advance, in file order
 
     def read(self, n):
         data = self.stream.read(n)
@@ -106,7 +107,7 @@ class _CheckedReader:
                                      % (index, v))
 
     def floats(self, n, index):
-        values = array("f", range(n))  # sized without a temporary copy of n floats
+        values = self.ready.pop(0) if self.ready else _floats(n)
         if n:
             self._fill(values, n, index)
         return values
@@ -121,6 +122,42 @@ class _CheckedReader:
             n -= 64
         if n:
             self._fill(array("f", range(n)), n, index)
+
+
+def _floats(n):
+    return array("f", range(n))  # sized without a temporary copy of n floats
+
+
+def _array_sizes(stream, count):
+    # Every array's length, in file order, from the layer headers alone.
+    sizes = []
+    for _ in range(count):
+        head = stream.read(_LAYER_SIZE)
+        if len(head) != _LAYER_SIZE:
+            return sizes  # truncated: the checked pass says so
+        kind, act, n_in, units = struct.unpack_from("<BBHH", head)
+        n = [units * n_in, units] if kind == KIND_DENSE else []
+        if act < len(ACTIVATIONS) and ACTIVATIONS[act] == "prelu":
+            n.append(units)
+        sizes.extend(n)
+        stream.seek(4 * sum(n), 1)
+    return sizes
+
+
+def _allocate(stream, count):
+    # The largest arrays are allocated first, before the heap is cut up by the
+    # smaller ones: on a 240 KB heap a model's biggest weight matrix is often
+    # most of the largest free block. Needs a seekable stream (a flash file).
+    try:
+        start = stream.tell()
+    except (AttributeError, OSError):
+        return None
+    sizes = _array_sizes(stream, count)
+    stream.seek(start)
+    arrays = [None] * len(sizes)
+    for k in sorted(range(len(sizes)), key=lambda k: -sizes[k]):
+        arrays[k] = _floats(sizes[k])
+    return arrays
 
 
 def _check_layer(kind, act, inputs, units, expected_inputs, index):
@@ -157,6 +194,8 @@ def load(stream, keep=True):
         meta = json.loads(r.read(meta_len))
     except ValueError:
         raise ModelFileError("model metadata is not valid JSON")
+    if keep:
+        r.ready = _allocate(stream, count)
     layers = []
     width = inputs
     for i in range(count):
