@@ -103,7 +103,11 @@ class Client:
     def _start_server(self):
         self.transport.raw_exec(_SERVER_START)
         self.decoder = framing.Decoder()
-        return self.call("hello", timeout=10)
+        info = self._probe(timeout=10)  # importing the firmware takes a moment on a board
+        if info is None:
+            raise LinkError("%s: the ANNE server did not start from the board's REPL; is the "
+                            "firmware installed? (anne-host deploy)" % self.transport.port)
+        return info
 
     def _probe(self, timeout=_PROBE_WAIT):
         """A hello that is harmless at a REPL: its reply, or None after ``timeout``."""
