@@ -137,8 +137,8 @@ def _weights_bytes(layers):
 
 
 def _verify(path, name):
-    """(meta, layers without arrays, checksum) of an uploaded file, checked
-    completely (format, shapes, finite weights, CRC) without loading its weights."""
+    """(layers without arrays, checksum) of an uploaded file, checked completely
+    (format, shapes, finite weights, metadata, CRC) without loading its weights."""
     with open(path, "rb") as f:
         try:
             meta, layers = modelfile.load(f, keep=False)
@@ -146,7 +146,7 @@ def _verify(path, name):
             raise Refused("bad_model", str(e))
         checksum = _trailer(f)
     _check_meta(name, meta)
-    return meta, layers, checksum
+    return layers, checksum
 
 
 def _prepare_store():
@@ -381,11 +381,11 @@ class Service:
         try:
             if received != size:
                 raise Refused("incomplete", "received %d of %d bytes" % (received, size))
-            meta, layers, stored = _verify(_UPLOAD, name)
+            layers, stored = _verify(_UPLOAD, name)
             if stored != checksum:
                 raise Refused("bad_checksum", "model checksum %08x, announced %08x" % (stored, checksum))
             self._check_fits(name, layers)
-            meta = layers = None
+            layers = None  # the heap is the new model's now
             # The stored file of the active model is the active model: replacing it activates.
             if activate or (self.net and self.net.name == name):
                 self._activate(name, _UPLOAD)
