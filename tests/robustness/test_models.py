@@ -146,6 +146,16 @@ def test_a_model_that_fits_only_in_place_of_the_active_one_replaces_it(board):
     board.delete("b")
 
 
+def test_a_large_upload_loads_on_a_fresh_board(tmp_path):
+    # 16,160 weights (64 KB in one array) with 174 KB free: the request being served
+    # must not sit in the middle of the largest free block (server.py, _settle_heap).
+    data = model_doc.pack(_dense_doc([100, 160]))
+    with VirtualPico(tmp_path) as vp, Client.open(vp.port) as board:
+        board.upload(data, "large")
+        assert board.hello()["checksum"] == checksum(data)
+        assert len(board.infer([0.5] * 100)[0]) == 160
+
+
 def _boot(tmp_path, files):
     """The server's hello on a virtual Pico whose flash holds ``files`` at power-on."""
     models = tmp_path / "models"
