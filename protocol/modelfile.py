@@ -128,23 +128,32 @@ def _floats(n):
     return array("f", range(n))  # sized without a temporary copy of n floats
 
 
-def _array_sizes(stream, count):
-    # Every array's length, in file order, from the layer headers alone.
+def _array_sizes(stream, count, inputs):
+    # Every array's length, in file order, from the layer headers alone; None
+    # if the headers do not chain or do not add up to the file's length (the
+    # checked pass then says what is wrong, before anything large is allocated).
     sizes = []
+    width = inputs
     for _ in range(count):
         head = stream.read(_LAYER_SIZE)
         if len(head) != _LAYER_SIZE:
-            return sizes  # truncated: the checked pass says so
+            return None
         kind, act, n_in, units = struct.unpack_from("<BBHH", head)
+        if kind >= len(KINDS) or act >= len(ACTIVATIONS) or n_in != width:
+            return None
         n = [units * n_in, units] if kind == KIND_DENSE else []
-        if act < len(ACTIVATIONS) and ACTIVATIONS[act] == "prelu":
+        if ACTIVATIONS[act] == "prelu":
             n.append(units)
         sizes.extend(n)
         stream.seek(4 * sum(n), 1)
+        width = units
+    here = stream.tell()
+    if stream.seek(0, 2) != here + 4:  # exactly the CRC must follow
+        return None
     return sizes
 
 
-def _allocate(stream, count):
+def _allocate(stream, count, inputs):
     # The largest arrays are allocated first, before the heap is cut up by the
     # smaller ones: on a 240 KB heap a model's biggest weight matrix is often
     # most of the largest free block. Needs a seekable stream (a flash file).
@@ -152,8 +161,10 @@ def _allocate(stream, count):
         start = stream.tell()
     except (AttributeError, OSError):
         return None
-    sizes = _array_sizes(stream, count)
+    sizes = _array_sizes(stream, count, inputs)
     stream.seek(start)
+    if sizes is None:
+        return None
     arrays = [None] * len(sizes)
     for k in sorted(range(len(sizes)), key=lambda k: -sizes[k]):
         arrays[k] = _floats(sizes[k])
@@ -195,7 +206,7 @@ def load(stream, keep=True):
     except ValueError:
         raise ModelFileError("model metadata is not valid JSON")
     if keep:
-        r.ready = _allocate(stream, count)
+        r.ready = _allocate(stream, count, inputs)
     layers = []
     width = inputs
     for i in range(count):

@@ -1,0 +1,139 @@
+"""tools/bench.py: the benchmark runs, and its numbers are sane (no timing assertions:
+times on a shared host vary; only what must hold on any machine is checked)."""
+
+import importlib.util
+import json
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from anne_host import model_doc, unixport
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_bench():
+    # tools/ is not a package: load the file by path, as tools/bench.py loads thumb_count.
+    spec = importlib.util.spec_from_file_location("bench_under_test", ROOT / "tools" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_bench()
+# Short rounds: enough to exercise every job, nothing here depends on the times.
+OPTS = SimpleNamespace(rounds=1, passes=1, round_us=2000, flat=2000, step=64, eval_runs=1)
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    return bench.Board(tmp_path_factory.mktemp("bench"))
+
+
+@pytest.fixture(scope="module")
+def rows(board):
+    rng = np.random.default_rng(7)
+    iris6 = model_doc.read(bench.MODELS / "iris6.json")
+    small = bench.dense_doc("16-32-8", [16, 32, 8], rng)
+    big = bench.dense_doc("64-128-64-10", [64, 128, 64, 10], rng)
+    return {
+        "iris6": bench.measure(board, "iris6", iris6, bench.iris_inputs(rng, 40), OPTS),
+        "16-32-8": bench.measure(board, "16-32-8", small, rng.standard_normal((40, 16)).astype(np.float32), OPTS),
+        "64-128-64-10": bench.measure(board, "64-128-64-10", big,
+                                      rng.standard_normal((20, 64)).astype(np.float32), OPTS),
+    }
+
+
+def numpy_forward(doc, x):
+    # The exact result (float64) from the float32 weights, as Keras defines the activations.
+    acts = {"relu": lambda v: np.maximum(v, 0), "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+            "tanh": np.tanh, "linear": lambda v: v,
+            "softmax": lambda v: np.exp(v - v.max(1, keepdims=True)) / np.exp(v - v.max(1, keepdims=True)).sum(1, keepdims=True)}
+    y = np.asarray(x, np.float64)
+    for layer in doc["layers"]:
+        w = np.asarray(layer["weights"], np.float32).astype(np.float64)
+        y = acts[layer["activation"]["name"]](y @ w.T + np.asarray(layer["bias"], np.float32))
+    return y
+
+
+def test_paper_baseline_computes_the_network(board, tmp_path):
+    # The yardstick itself must be right: every activation it has, against numpy in float64.
+    rng = np.random.default_rng(3)
+    layers = [{"type": "dense", "activation": {"name": act},
+               "weights": rng.uniform(-1, 1, (5, 5)).astype(np.float32),
+               "bias": rng.uniform(-1, 1, 5).astype(np.float32)}
+              for act in ("relu", "tanh", "linear", "sigmoid", "softmax")]
+    doc = model_doc.build({"name": "t", "inputs": 5}, layers)
+    x = rng.uniform(-3, 3, (10, 5)).astype(np.float32)
+    spec = board.add("acts", doc, x)
+    code = ("import paper_baseline, json\nfrom array import array\n"
+            "with open(%r, 'rb') as f:\n    net = paper_baseline.load(f, %r)\n"
+            "x = array('f', open(%r, 'rb').read())\n"
+            "print(json.dumps([paper_baseline.predict(net, x[5 * r:5 * r + 5]) for r in range(10)]))"
+            % (spec["base"], spec["shapes"], spec["inputs"]))
+    y = json.loads(board.run(code).strip().splitlines()[-1])
+    assert np.allclose(y, numpy_forward(doc, x), rtol=0, atol=1e-12)
+
+
+def test_engine_matches_baseline_and_reference(rows):
+    for name, r in rows.items():
+        assert r["kernel"] == "bfp", name
+        # Within float32 rounding of the baseline (which computes in double on the host).
+        assert r["diff_baseline_engine"] <= 1e-5, name
+        assert r["diff_engine_reference"] <= 1e-5, name
+        assert r["decisions_differ"] == 0, name
+        assert r["baseline_us"] > 0 and r["engine_us"] > 0 and r["reference_us"] > 0, name
+
+
+def test_memory_figures_are_sane(rows):
+    for name, r in rows.items():
+        # A loaded model holds at least its float32 weights, and loading keeps no second copy.
+        assert r["engine_held"] >= r["weight_bytes"], name
+        assert r["engine_peak"] >= r["engine_held"], name
+        assert r["engine_peak"] <= r["engine_held"] + 1024, name
+        # Heap in use does not grow across the inferences (a leak of one object per call would
+        # show as kilobytes; a few blocks may stay reachable from the C stack, which MicroPython
+        # scans conservatively).
+        flat = r["heap_flat"]
+        assert flat["inferences"] == OPTS.flat and flat["after"] <= flat["before"] + 256, name
+    assert rows["iris6"]["baseline_held"] > 0 and rows["iris6"]["timing_heap"]["baseline"] == unixport.PICO_HEAP
+    big = rows["64-128-64-10"]
+    # 17,226 floats in lists need about 350 KB even on a 32-bit Pico: MemoryError in its heap.
+    assert big["baseline_held"] is None and big["baseline_held_big_heap"] > unixport.PICO_HEAP
+    assert big["timing_heap"]["baseline"] == bench.BIG_HEAP
+    assert big["timing_heap"]["engine"] == unixport.PICO_HEAP
+    assert big["engine_held"] / big["params"] < 5
+
+
+def test_report_and_extras(board, rows):
+    result = {"models": list(rows.values()), "thumb": bench.thumb_counts(),
+              "imports": bench.import_costs(board, 1),
+              "largest": {"repl": {"h": 32, "name": "64-32-16-10", "params": 2778}}}
+    for march, c in result["thumb"].items():
+        if "error" not in c:
+            assert 10 < c["instructions_per_mac"] < 200, march
+    for key in ("engine_py", "engine_mpy", "server_py", "server_mpy"):
+        assert result["imports"][key]["heap"] > 0 and result["imports"][key]["us"] > 0
+    text = bench.report(result)
+    assert "iris6" in text and "64-128-64-10" in text and "MemoryError" in text
+    assert bench.report(result, md=True).count("\n|") >= 4
+
+
+def test_end_to_end_through_the_protocol(tmp_path):
+    out = bench.end_to_end(tmp_path, OPTS)
+    ev = out["eval"]
+    assert ev["samples"] >= 2900 and ev["samples_per_s"] > 0 and ev["board_samples_per_s"] > 0
+    # A batch row is 4 float32 inputs out and 1 float32 output, a class byte and a time back.
+    assert 16 <= ev["bytes_written_per_inference"] < 40
+    assert 9 <= ev["bytes_read_per_inference"] < 40
+    assert out["largest_h"] >= 64 and out["largest_h_mpy"] >= 64
+    assert out["upload"]["bytes"] > 0 and out["upload"]["transfer_bytes_per_s"] > 0
+
+
+def test_command_line_help():
+    proc = subprocess.run([bench.sys.executable, str(ROOT / "tools" / "bench.py"), "--help"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "--quick" in proc.stdout

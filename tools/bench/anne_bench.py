@@ -1,0 +1,275 @@
+# The board side of tools/bench.py: runs inside MicroPython (the Unix port with
+# the Pico's heap), one job per process, and prints one JSON line of results.
+# The host writes the models and inputs as files and reads the results back;
+# nothing here needs the host, so the same jobs could run on a real Pico.
+#
+# Methods (README "Speed and memory" documents them):
+# - time: time.ticks_us around n inferences, n chosen so that one round lasts
+#   `round_us` (long enough to include the collections an implementation's
+#   garbage causes); the rounds of the implementations loaded together alternate,
+#   and each one's median round is its time.
+# - heap held by a model: gc.mem_alloc() after gc.collect(), before and after
+#   building it. Every module the load needs is imported (and a small model with
+#   every activation loaded once) beforehand, so only the model is counted.
+# - load peak: the highest gc.mem_alloc() after gc.collect() at any read of the
+#   model file, or at the end (see _Watched), less the heap in use before.
+# - bytes allocated per inference: micropython.mem_total() counts every byte
+#   ever allocated, garbage included; its growth over n inferences, divided by n.
+import gc
+import json
+import struct
+import time
+from array import array
+
+import micropython
+
+import paper_baseline
+from anne.engine import Net
+from anne.kernels import DEFAULT
+from anne.protocol import modelfile
+
+# Bytes ever allocated: only in builds with MICROPY_MEM_STATS (the Unix port has it,
+# board firmware usually not); without it the allocation figures are left out.
+_mem_total = getattr(micropython, "mem_total", lambda: 0)
+
+
+def _engine(path, kernel=None, stream=None):
+    # What anne.load does with a file path, with the stream replaceable so that
+    # the load can be watched (see _Watched).
+    with open(path, "rb") as f:
+        meta, layers = modelfile.load(stream(f) if stream else f)
+    return Net(meta, layers, kernel or DEFAULT)
+
+
+def _baseline(path, shapes, stream=None):
+    with open(path, "rb") as f:
+        return paper_baseline.load(stream(f) if stream else f, shapes)
+
+
+def _warm_up(spec):
+    # Load and run a tiny model once with each kernel and the baseline, so that
+    # the modules they import lazily are in place before anything is measured.
+    for kernel in ("bfp", "reference"):
+        net = _engine(spec["warm"], kernel, _Watched)
+        net.forward(array("f", range(net.inputs)))
+    base = _baseline(spec["warm_base"], spec["warm_shapes"], _Watched)
+    paper_baseline.predict(base, [0.5] * spec["warm_shapes"][0][0])
+    net = base = None
+    gc.collect()
+
+
+class _Watched:
+    # A file whose every read first collects the garbage and notes the heap in
+    # use: the loaders read the file piece by piece, each weight array or row
+    # allocated just before its read, so the highest note is the load's peak of
+    # live heap (garbage excluded, which a collection would free).
+    peak = 0
+
+    def __init__(self, f):
+        self.f = f
+
+    def _note(self):
+        gc.collect()
+        _Watched.peak = max(_Watched.peak, gc.mem_alloc())
+
+    def read(self, n):
+        self._note()
+        return self.f.read(n)
+
+    def readinto(self, buf):
+        self._note()
+        return self.f.readinto(buf)
+
+
+def _held(build):
+    # (object built, heap bytes it holds, peak of live heap while building it);
+    # MemoryError passes to the caller.
+    gc.collect()
+    before = _Watched.peak = gc.mem_alloc()
+    obj = build()
+    gc.collect()
+    held = gc.mem_alloc() - before
+    return obj, held, max(_Watched.peak - before, held)
+
+
+def _rows(spec, count):
+    # The first `count` input rows as tuples of floats, the form the server hands
+    # the engine (struct.unpack), so reading an input makes no new float object.
+    n = spec["n_in"]
+    x = array("f", range(count * n))
+    with open(spec["inputs"], "rb") as f:
+        f.readinto(x)
+    return x, [tuple(x[r * n:(r + 1) * n]) for r in range(count)]
+
+
+def _outputs(spec, fn, arg, path, typecode):
+    # Every input row through fn(arg, x), the outputs written to `path`. Rows are
+    # read one at a time: the largest model leaves no room for all of them.
+    n, k = spec["n_in"], spec["n_out"]
+    x = array("f", range(n))
+    out = open(path, "wb")
+    with open(spec["inputs"], "rb") as f:
+        for _ in range(spec["rows"]):
+            f.readinto(x)
+            y = fn(arg, x)
+            out.write(array(typecode, [y[j] for j in range(k)]))
+    out.close()
+
+
+def _run(fn, arg, xs, n):
+    # n inferences over the rows xs; microseconds taken.
+    m = len(xs)
+    t0 = time.ticks_us()
+    for i in range(n):
+        fn(arg, xs[i % m])
+    return time.ticks_diff(time.ticks_us(), t0)
+
+
+def _calls(fn, arg, xs, round_us):
+    # How many inferences make a round of about round_us.
+    fn(arg, xs[0])
+    n = 1
+    while True:
+        t = _run(fn, arg, xs, n)
+        if t >= round_us // 4 or n >= 1 << 20:
+            return max(1, n * round_us // max(t, 1))
+        n *= 4
+
+
+def memory(spec):
+    """Heap held by the engine, the reference kernel and the baseline; each one's
+    outputs on every input row; the engine's heap across many inferences."""
+    _warm_up(spec)
+    gc.collect()
+    res = {"mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc()}
+    net, res["engine_held"], res["engine_peak"] = _held(
+        lambda: _engine(spec["anne"], None, _Watched))
+    res["kernel"] = net.kernel
+    _outputs(spec, Net.forward, net, spec["out"] + ".engine", "f")
+    # Heap in use across many inferences: the same after as before, if nothing leaks.
+    x, xs = _rows(spec, 4)
+    gc.collect()
+    before, total = gc.mem_alloc(), _mem_total()
+    _run(Net.forward, net, xs, spec["flat"])
+    allocated = _mem_total() - total
+    gc.collect()
+    res["flat_n"] = spec["flat"]
+    res["flat_before"], res["flat_after"] = before, gc.mem_alloc()
+    res["engine_alloc_per_inference"] = allocated / spec["flat"]
+    net = x = xs = None
+    gc.collect()
+    try:
+        net, res["reference_held"], _ = _held(lambda: _engine(spec["anne"], "reference"))
+        _outputs(spec, Net.forward, net, spec["out"] + ".reference", "f")
+    except MemoryError:
+        res["reference_held"] = None  # after the engine's load and drop, the heap may be in pieces
+    net = None
+    gc.collect()
+    try:
+        base, res["baseline_held"], res["baseline_peak"] = _held(
+            lambda: _baseline(spec["base"], spec["shapes"], _Watched))
+        _outputs(spec, paper_baseline.predict, base, spec["out"] + ".baseline", "d")
+        x, xs = _rows(spec, 4)
+        total = _mem_total()
+        _run(paper_baseline.predict, base, xs, 100)
+        res["baseline_alloc_per_inference"] = (_mem_total() - total) / 100
+    except MemoryError:
+        res["baseline_held"] = res["baseline_peak"] = None  # it does not fit this heap
+    base = x = xs = None
+    gc.collect()
+    print(json.dumps(res))
+
+
+def timing(spec):
+    """Microseconds per inference of the implementations spec["which"] (baseline,
+    engine, reference), loaded together in this process and timed in alternating
+    rounds; each one's median round. Outputs named in spec["outputs"] are written
+    too (those the memory job could not write, its heap being too small)."""
+    _warm_up(spec)
+    runs = []
+    res = {}
+    for name in spec["which"]:
+        if name == "baseline":
+            base, res["baseline_held"], _ = _held(lambda: _baseline(spec["base"], spec["shapes"]))
+            runs.append((name, paper_baseline.predict, base))
+        else:
+            runs.append((name, Net.forward, _engine(spec["anne"], None if name == "engine" else name)))
+        if name in spec["outputs"]:
+            _outputs(spec, runs[-1][1], runs[-1][2], spec["out"] + "." + name,
+                     "d" if name == "baseline" else "f")
+    x, xs = _rows(spec, 4)
+    counts = [_calls(fn, arg, xs, spec["round_us"]) for _, fn, arg in runs]
+    rounds = {name: [] for name, _, _ in runs}
+    for _ in range(spec["rounds"]):
+        for (name, fn, arg), n in zip(runs, counts):
+            rounds[name].append(_run(fn, arg, xs, n) / n)
+    for name, us in rounds.items():
+        us.sort()
+        res[name] = us[len(us) // 2]
+        res[name + "_rounds"] = us
+    res["calls"] = counts
+    print(json.dumps(res))
+
+
+def probe(spec):
+    """Whether the engine loads the model and runs it once in this heap: the
+    first steps of `memory`, exactly, so that a model found to fit here fits there."""
+    _warm_up(spec)
+    gc.collect()
+    res = {"mem_free": gc.mem_free()}
+    try:
+        net, _, _ = _held(lambda: _engine(spec["anne"], None, _Watched))
+        net.forward(array("f", range(spec["n_in"])))
+        res["ok"] = True
+    except MemoryError:
+        res["ok"] = False
+    net = None
+    print(json.dumps(res))
+
+
+def upload(spec):
+    """The server's upload path without the serial link: the service's handlers
+    get the requests the server would decode (run in a folder standing for the
+    flash). Just before upload_end loads the model, micropython.mem_info() is
+    printed: its "max free sz" (in blocks) is the largest contiguous free space,
+    which each weight array needs. Then: would the same bytes fit in pieces of
+    spec["piece"] bytes, and does upload_end accept the model?"""
+    import os
+
+    from anne import service
+
+    svc = service.Service()
+    size = os.stat(spec["anne"])[6]
+    with open(spec["anne"], "rb") as f:
+        f.seek(size - 4)
+        checksum = struct.unpack("<I", f.read(4))[0]
+        f.seek(0)
+        svc.upload_begin({"name": "probe", "size": size, "checksum": checksum})
+        for offset in range(0, size, 1024):
+            svc.upload_chunk({"offset": offset, "data": f.read(1024)})
+    gc.collect()
+    # A GC block is 4 machine words: 16 bytes on the Pico, 32 on a 64-bit host.
+    res = {"mem_free": gc.mem_free(), "block": 4 * struct.calcsize("P")}
+    micropython.mem_info()
+    pieces = []
+    try:
+        left = spec["bytes"]
+        while left > 0:
+            pieces.append(bytearray(min(left, spec["piece"])))
+            left -= spec["piece"]
+        res["pieces_fit"] = True
+    except MemoryError:
+        res["pieces_fit"] = False
+    pieces = None
+    gc.collect()
+    try:
+        svc.upload_end({"activate": True})
+        res["ok"] = True
+    except service.Refused as e:
+        res["ok"] = False
+        res["refused"] = e.message
+    print(json.dumps(res))
+
+
+def main(job, spec_json):
+    globals()[job](json.loads(spec_json))
