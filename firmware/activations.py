@@ -92,7 +92,8 @@ def _softmax(x, n):
         x[i] = e
         total += e
     for i in range(n):
-        x[i] /= total
+        # 0 stays 0 even when total is NaN (an inf logit): Keras does the same
+        x[i] = x[i] / total if x[i] else 0.0
 
 
 def _log_softmax(x, n):
@@ -129,7 +130,7 @@ _BUILDERS = {
     "hard_sigmoid": lambda l: _elementwise(
         lambda v: 0.0 if v <= -3.0 else (1.0 if v >= 3.0 else (v + 3.0) / 6.0)),
     "hard_silu": lambda l: _elementwise(
-        lambda v: 0.0 if v <= -3.0 else (v if v >= 3.0 else v * (v + 3.0) / 6.0)),
+        lambda v: v * 0.0 if v <= -3.0 else (v if v >= 3.0 else v * (v + 3.0) / 6.0)),
     "tanh": lambda l: _elementwise(math.tanh),
     "softmax": lambda l: _softmax,
     "log_softmax": lambda l: _log_softmax,

@@ -18,10 +18,7 @@ ODD = np.array([[NAN] * 4, [INF] * 4, [-INF] * 4, [5.9, 3.0, 5.1, NAN], [INF, 0,
 # Near float32's largest value: sums of several such products exceed it part way.
 HUGE = np.array([[3.4e38] * 4, [-3.4e38] * 4, [3.4e38, -3.4e38, 3.4e38, -3.4e38]], np.float32)
 # Where the board still differs from Keras: infinite pre-activations (firmware/activations.py).
-DIFFERS_ON_INFINITY = {
-    "softmax": "Keras gives 0 beside a +inf logit ([inf, -inf, inf] -> [nan, 0, nan]); the board NaN",
-    "hard_silu": "Keras gives NaN for -inf (-inf * relu6(-inf + 3) / 6 = -inf * 0); the board 0",
-}
+DIFFERS_ON_INFINITY = {}  # activation -> why the board differs from Keras on infinities
 ACTIVATIONS = ["linear", "relu", "relu6", "leaky_relu", "elu", "selu", "sigmoid", "hard_sigmoid",
                "tanh", "softmax", "softplus", "softsign", "silu", "gelu", "exponential", "hard_silu",
                "mish", "log_softmax", "celu", "hard_tanh", "log_sigmoid"]
@@ -107,11 +104,9 @@ def test_sums_beyond_float32_midway_are_rounded_once(board, every_activation, ke
     _same(_board_outputs(board, HUGE[rows]), expected)
 
 
-@pytest.mark.parametrize("activation", [
-    pytest.param(a, marks=pytest.mark.xfail(strict=True, reason=why))
-    for a, why in DIFFERS_ON_INFINITY.items()])
+@pytest.mark.parametrize("activation", ["softmax", "hard_silu"])
 def test_infinite_pre_activations_give_what_keras_gives(board, every_activation, activation):
-    # When this passes, the engine agrees: remove the entry from DIFFERS_ON_INFINITY.
+    # Once different from Keras: softmax beside a +inf logit, hard_silu(-inf).
     board.select(activation)
     model = every_activation[activation]
     x = np.array([[INF, 0, 0, 1], [-INF, 0, 0, 1]], np.float32)
