@@ -81,11 +81,16 @@ def _gelu(approximate):
     return lambda v: 0.5 * v * (1.0 + _erf(v * _SQRT_HALF))
 
 
-def _softmax(x, n):
+def _largest(x, n):
     top = x[0]
     for i in range(1, n):
         if x[i] > top:
             top = x[i]
+    return top
+
+
+def _softmax(x, n):
+    top = _largest(x, n)
     total = 0.0
     for i in range(n):
         e = math.exp(x[i] - top)  # never above exp(0)
@@ -97,10 +102,7 @@ def _softmax(x, n):
 
 
 def _log_softmax(x, n):
-    top = x[0]
-    for i in range(1, n):
-        if x[i] > top:
-            top = x[i]
+    top = _largest(x, n)
     total = 0.0
     for i in range(n):
         total += math.exp(x[i] - top)

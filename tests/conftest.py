@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from anne_host import board_files, unixport
+from anne_host.client import Client
+from anne_host.sim import VirtualPico
 
 SHIMS = Path(__file__).parent / "shims"
 
@@ -78,3 +80,18 @@ def keras():
 
     keras.utils.set_random_seed(1234)
     return keras
+
+
+@pytest.fixture(scope="module")
+def pico(tmp_path_factory):
+    """A virtual Pico for one test module: the real MicroPython running the
+    firmware behind a pseudo-terminal, reached through pyserial like a board."""
+    vp = VirtualPico(tmp_path_factory.mktemp("flash")).start()
+    yield vp
+    vp.stop()
+
+
+@pytest.fixture
+def board(pico):
+    with Client.open(pico.port) as client:
+        yield client

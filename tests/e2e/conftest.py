@@ -1,5 +1,5 @@
-"""A virtual Pico for the end-to-end tests: the real MicroPython running the
-firmware behind a pseudo-terminal, reached through pyserial like a board."""
+"""anne-host as a user runs it, in this process or as a separate command,
+against the virtual Pico fixtures of tests/conftest.py."""
 
 import json
 import subprocess
@@ -9,21 +9,6 @@ from pathlib import Path
 import pytest
 
 from anne_host import cli
-from anne_host.client import Client
-from anne_host.sim import VirtualPico
-
-
-@pytest.fixture(scope="module")
-def pico(tmp_path_factory):
-    vp = VirtualPico(tmp_path_factory.mktemp("flash")).start()
-    yield vp
-    vp.stop()
-
-
-@pytest.fixture
-def board(pico):
-    with Client.open(pico.port) as client:
-        yield client
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 
 from anne_host import model_doc
-from anne_host.client import Client
-from anne_host.sim import VirtualPico
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -33,19 +31,6 @@ def flash_files(folder):
 def request(board, cmd, **fields):
     """The board's reply to one request, whatever it is (no BoardError)."""
     return board._wait(board.send(cmd, **fields), board.timeout)
-
-
-@pytest.fixture(scope="module")
-def pico(tmp_path_factory):
-    vp = VirtualPico(tmp_path_factory.mktemp("flash")).start()
-    yield vp
-    vp.stop()
-
-
-@pytest.fixture
-def board(pico):
-    with Client.open(pico.port) as client:
-        yield client
 
 
 @pytest.fixture
