@@ -27,7 +27,6 @@ _GUARD = const(2)  # bits kept beyond float32's 24, so small terms beside large 
 _LIMB = const(13)  # m = mh * 2^13 + ml, |m| <= 2^26
 _BIAS = const(8192)  # added to mh so that a stored weight word is positive
 _PASS = const(15)  # inputs per pass: 15 * 2^27 < 2^31
-_NON_FINITE = const(100000)  # not an exponent: an input is inf or NaN
 _NO_EXPONENT = const(-1000)  # the top exponent of an all-zero vector
 _INF = float("inf")
 _NAN = float("nan")
