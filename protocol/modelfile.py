@@ -9,6 +9,8 @@ from binascii import crc32
 MAGIC = b"ANNE"
 VERSION = 1
 DTYPE_FLOAT32 = 0
+DTYPE_INT8 = 1
+DTYPES = ("float32", "int8")
 
 KIND_DENSE = 0
 KIND_ACTIVATION = 1
@@ -34,7 +36,15 @@ _HEADER = "<4sBBHHH"  # magic, version, dtype, layer count, input count, meta le
 _HEADER_SIZE = 12
 _LAYER = "<BBHHfff"  # kind, activation, inputs, units, three parameters
 _LAYER_SIZE = 18
+_INPUT_QUANT = "<fbHb"  # int8: input scale, zero point, multiplier, shift
+_INPUT_QUANT_SIZE = 8
+_QUANT = "<fbbbbB"  # int8: output scale, output zero point, req_zp, lo, hi, flags
+_QUANT_SIZE = 9
 MAX_UNITS = 65535
+FLAG_LUT = 1
+FLAG_SOFTMAX = 2
+SHIFT_MIN, SHIFT_MAX = 17, 46
+NO_INT8 = ("prelu", "log_softmax")  # activations without an int8 form
 
 
 class ModelFileError(ValueError):
@@ -54,29 +64,90 @@ class Layer:
         self.weights = weights
         self.bias = bias
         self.alpha = alpha  # per-unit slopes of prelu, else None
+        # Int8 layers only (see "Int8 models" in MODEL_FORMAT.md): the quantization
+        # record, and weights as signed bytes in rows of ``stride`` bytes.
+        self.quant = None  # (out_scale, out_zp, req_zp, lo, hi, flags)
+        self.stride = inputs
+        self.multiplier = None  # array('H'), per unit
+        self.shift = None  # bytearray, per unit
+        self.table = None  # bytearray(256) lookup table, or array('I') softmax table
 
     def arrays(self):
-        """The float arrays of this layer, in file order."""
-        return [a for a in (self.weights, self.bias, self.alpha) if a is not None]
+        """The arrays of this layer, in file order."""
+        return [a for a in (self.weights, self.bias, self.alpha, self.multiplier, self.shift,
+                            self.table) if a is not None]
 
     def param_count(self):
-        return sum(len(a) for a in self.arrays())
+        """Weights and biases (and prelu slopes): the parameters Keras counts."""
+        n = self.units * self.inputs + self.units if self.kind == "dense" else 0
+        return n + (self.units if self.activation == "prelu" else 0)
 
 
-def pack(meta, layers):
+def stride(inputs, dtype):
+    """Bytes or values from one weight row to the next: int8 rows are padded to
+    whole 32-bit words so a kernel can read four weights with one aligned load."""
+    return (inputs + 3) & ~3 if dtype == DTYPE_INT8 else inputs
+
+
+def _plan(dtype, kind, activation, inputs, units, flags):
+    # (attribute, typecode, count) of each array of a layer, in file order.
+    if dtype == DTYPE_FLOAT32:
+        plan = [("weights", "f", units * inputs), ("bias", "f", units)] if kind == KIND_DENSE else []
+        if activation == "prelu":
+            plan.append(("alpha", "f", units))
+        return plan
+    plan = []
+    if kind == KIND_DENSE:
+        plan = [("weights", "b", units * stride(inputs, dtype)), ("bias", "i", units),
+                ("multiplier", "H", units), ("shift", "B", units)]
+    if flags == FLAG_LUT:
+        plan.append(("table", "b", 256))
+    elif flags == FLAG_SOFTMAX:
+        plan.append(("table", "I", 256))
+    return plan
+
+
+_ITEMSIZE = {"f": 4, "b": 1, "B": 1, "i": 4, "H": 2, "I": 4}
+
+
+def _new(code, n):
+    # Sized without a temporary copy of n values.
+    if code in "bB":
+        return bytearray(n)
+    return array(code, range(n))
+
+
+def pack(meta, layers, input_quant=None):
     """The file's bytes for ``layers`` (a list of Layer) and a ``meta`` dict
-    (name, features, labels, ...: small, never weights)."""
+    (name, features, labels, ...: small, never weights). An int8 model passes
+    ``input_quant`` (scale, zero point, multiplier, shift) and layers with
+    ``quant`` and integer arrays."""
     meta_raw = json.dumps(meta).encode()
     if len(meta_raw) > 65535:
         raise ModelFileError("model metadata is %d bytes; at most 65535" % len(meta_raw))
-    parts = [struct.pack(_HEADER, MAGIC, VERSION, DTYPE_FLOAT32, len(layers),
+    dtype = DTYPE_FLOAT32 if input_quant is None else DTYPE_INT8
+    parts = [struct.pack(_HEADER, MAGIC, VERSION, dtype, len(layers),
                          layers[0].inputs if layers else 0, len(meta_raw)), meta_raw]
+    if dtype == DTYPE_INT8:
+        parts.append(struct.pack(_INPUT_QUANT, *input_quant))
     for layer in layers:
         parts.append(struct.pack(_LAYER, KINDS.index(layer.kind),
                                  ACTIVATIONS.index(layer.activation), layer.inputs,
                                  layer.units, *layer.params))
-        for values in layer.arrays():
-            parts.append(bytes(array("f", values)))
+        flags = 0
+        if dtype == DTYPE_INT8:
+            parts.append(struct.pack(_QUANT, *layer.quant))
+            flags = layer.quant[5]
+        plan = _plan(dtype, KINDS.index(layer.kind), layer.activation, layer.inputs,
+                     layer.units, flags)
+        for attr, code, n in plan:
+            values = getattr(layer, attr)
+            if attr == "weights" and dtype == DTYPE_INT8:
+                values = _padded_rows(values, layer.inputs, layer.units)
+            values = array(code, values)
+            if len(values) != n:
+                raise ModelFileError("layer %s has %d values; expected %d" % (attr, len(values), n))
+            parts.append(bytes(values))
     body = b"".join(parts)
     return body + struct.pack("<I", crc32(body) & 0xFFFFFFFF)
 
@@ -96,42 +167,44 @@ class _CheckedReader:
         self.crc = crc32(data, self.crc)
         return data
 
-    def _fill(self, values, count, index):
-        if self.stream.readinto(values) != 4 * count:
+    def _fill(self, values, code, n, index):
+        if self.stream.readinto(values) != n * _ITEMSIZE[code]:
             raise ModelFileError("model file is truncated")
         self.crc = crc32(values, self.crc)
-        for v in values:
-            # NaN fails every comparison, infinities fail the bound.
-            if not -3.5e38 < v < 3.5e38:
-                raise ModelFileError("layer %d holds a weight that is not a finite number (%r)"
-                                     % (index, v))
+        if code == "f":
+            for v in values:
+                # NaN fails every comparison, infinities fail the bound.
+                if not -3.5e38 < v < 3.5e38:
+                    raise ModelFileError("layer %d holds a weight that is not a finite number (%r)"
+                                         % (index, v))
 
-    def floats(self, n, index):
-        values = self.ready.pop(0) if self.ready else _floats(n)
+    def values(self, code, n, index):
+        values = self.ready.pop(0) if self.ready else _new(code, n)
         if n:
-            self._fill(values, n, index)
+            self._fill(values, code, n, index)
         return values
 
-    def skip_floats(self, n, index):
+    def skip(self, code, n, index):
         # Check without keeping: through a small scratch array, so verifying a
-        # stored model costs no memory however large it is.
-        if self.scratch is None:
-            self.scratch = array("f", range(64))
-        while n >= 64:
-            self._fill(self.scratch, 64, index)
-            n -= 64
+        # stored model costs no memory however large it is. Integer arrays are
+        # only read (their ranges are checked when kept).
+        if code != "f":
+            n *= _ITEMSIZE[code]
+            code = "b"
+        step = 64 if code == "f" else 256
+        scratch = _new(code, step)
+        while n >= step:
+            self._fill(scratch, code, step, index)
+            n -= step
         if n:
-            self._fill(array("f", range(n)), n, index)
+            self._fill(_new(code, n), code, n, index)
 
 
-def _floats(n):
-    return array("f", range(n))  # sized without a temporary copy of n floats
-
-
-def _array_sizes(stream, count, inputs):
-    # Every array's length, in file order, from the layer headers alone; None
-    # if the headers do not chain or do not add up to the file's length (the
-    # checked pass then says what is wrong, before anything large is allocated).
+def _array_sizes(stream, dtype, count, inputs):
+    # Every array's (typecode, length), in file order, from the layer headers
+    # alone; None if the headers do not chain or do not add up to the file's
+    # length (the checked pass then says what is wrong, before anything large
+    # is allocated).
     sizes = []
     width = inputs
     for _ in range(count):
@@ -141,11 +214,15 @@ def _array_sizes(stream, count, inputs):
         kind, act, n_in, units = struct.unpack_from("<BBHH", head)
         if kind >= len(KINDS) or act >= len(ACTIVATIONS) or n_in != width:
             return None
-        n = [units * n_in, units] if kind == KIND_DENSE else []
-        if ACTIVATIONS[act] == "prelu":
-            n.append(units)
-        sizes.extend(n)
-        stream.seek(4 * sum(n), 1)
+        flags = 0
+        if dtype == DTYPE_INT8:
+            quant = stream.read(_QUANT_SIZE)
+            if len(quant) != _QUANT_SIZE:
+                return None
+            flags = quant[8]
+        plan = _plan(dtype, kind, ACTIVATIONS[act], n_in, units, flags)
+        sizes.extend((code, n) for _, code, n in plan)
+        stream.seek(sum(n * _ITEMSIZE[code] for _, code, n in plan), 1)
         width = units
     here = stream.tell()
     if stream.seek(0, 2) != here + 4:  # exactly the CRC must follow
@@ -153,7 +230,7 @@ def _array_sizes(stream, count, inputs):
     return sizes
 
 
-def _allocate(stream, count, inputs):
+def _allocate(stream, dtype, count, inputs):
     # The largest arrays are allocated first, before the heap is cut up by the
     # smaller ones: on a 240 KB heap a model's biggest weight matrix is often
     # most of the largest free block. Needs a seekable stream (a flash file).
@@ -161,13 +238,14 @@ def _allocate(stream, count, inputs):
         start = stream.tell()
     except (AttributeError, OSError):
         return None
-    sizes = _array_sizes(stream, count, inputs)
+    sizes = _array_sizes(stream, dtype, count, inputs)
     stream.seek(start)
     if sizes is None:
         return None
     arrays = [None] * len(sizes)
-    for k in sorted(range(len(sizes)), key=lambda k: -sizes[k]):
-        arrays[k] = _floats(sizes[k])
+    nbytes = [n * _ITEMSIZE[code] for code, n in sizes]
+    for k in sorted(range(len(sizes)), key=lambda k: -nbytes[k]):
+        arrays[k] = _new(*sizes[k])
     return arrays
 
 
@@ -185,11 +263,38 @@ def _check_layer(kind, act, inputs, units, expected_inputs, index):
         raise ModelFileError(where + "has %d units for %d inputs" % (units, inputs))
 
 
+def _check_quant(layer, index):
+    # The ranges the int8 arithmetic relies on (MODEL_FORMAT.md, "Int8 models").
+    where = "layer %d: " % index
+    _, _, _, lo, hi, flags = layer.quant
+    if layer.activation in NO_INT8:
+        raise ModelFileError(where + "%s has no int8 form" % layer.activation)
+    if flags > FLAG_SOFTMAX or lo > hi:
+        raise ModelFileError(where + "bad quantization record (flags %d, range %d..%d)"
+                             % (flags, lo, hi))
+    if layer.kind == "activation" and not flags:
+        raise ModelFileError(where + "an int8 activation layer needs a table")
+
+
+def _check_int8_arrays(layer, index):
+    where = "layer %d: " % index
+    if layer.kind != "dense":
+        return
+    for m in layer.multiplier:
+        if m > 32767:
+            raise ModelFileError(where + "requantization multiplier %d is above 32767" % m)
+    for s in layer.shift:
+        if not SHIFT_MIN <= s <= SHIFT_MAX:
+            raise ModelFileError(where + "requantization shift %d is outside %d..%d"
+                                 % (s, SHIFT_MIN, SHIFT_MAX))
+
+
 def load(stream, keep=True):
     """Stream a model file: returns (meta, [Layer]). Arrays are read straight from
     ``stream`` into their final place; every check happens before anything is
     returned. With ``keep=False`` the file is only verified and the layers carry
-    no arrays."""
+    no arrays. An int8 model's meta gains "dtype": "int8" and "input_quant":
+    [scale, zero point, multiplier, shift]."""
     r = _CheckedReader(stream)
     magic, version, dtype, count, inputs, meta_len = struct.unpack(_HEADER, r.read(_HEADER_SIZE))
     if magic != MAGIC:
@@ -197,7 +302,7 @@ def load(stream, keep=True):
     if version != VERSION:
         raise ModelFileError("model file version %d; this firmware reads version %d"
                              % (version, VERSION))
-    if dtype != DTYPE_FLOAT32:
+    if dtype >= len(DTYPES):
         raise ModelFileError("model number type %d is not supported by this firmware" % dtype)
     if count < 1 or inputs < 1:
         raise ModelFileError("model has no layers or no inputs")
@@ -205,28 +310,36 @@ def load(stream, keep=True):
         meta = json.loads(r.read(meta_len))
     except ValueError:
         raise ModelFileError("model metadata is not valid JSON")
+    if not isinstance(meta, dict):
+        raise ModelFileError("model metadata is not a JSON object")
+    if dtype == DTYPE_INT8:
+        meta["dtype"] = "int8"
+        meta["input_quant"] = list(struct.unpack(_INPUT_QUANT, r.read(_INPUT_QUANT_SIZE)))
+        if not 16384 <= meta["input_quant"][2] < 32768:
+            raise ModelFileError("input multiplier %d is outside 16384..32767"
+                                 % meta["input_quant"][2])
     if keep:
-        r.ready = _allocate(stream, count, inputs)
+        r.ready = _allocate(stream, dtype, count, inputs)
     layers = []
     width = inputs
     for i in range(count):
         kind, act, n_in, units, p0, p1, p2 = struct.unpack(_LAYER, r.read(_LAYER_SIZE))
         _check_layer(kind, act, n_in, units, width, i)
         layer = Layer(KINDS[kind], ACTIVATIONS[act], n_in, units, (p0, p1, p2))
-        sizes = []
-        if kind == KIND_DENSE:
-            sizes = [units * n_in, units]
-        if layer.activation == "prelu":
-            sizes.append(units)
-        if keep:
-            arrays = [r.floats(n, i) for n in sizes]
-            if kind == KIND_DENSE:
-                layer.weights, layer.bias = arrays[0], arrays[1]
-            if layer.activation == "prelu":
-                layer.alpha = arrays[-1]
-        else:
-            for n in sizes:
-                r.skip_floats(n, i)
+        flags = 0
+        if dtype == DTYPE_INT8:
+            layer.quant = struct.unpack(_QUANT, r.read(_QUANT_SIZE))
+            layer.stride = stride(n_in, dtype)
+            flags = layer.quant[5]
+            _check_quant(layer, i)
+        for attr, code, n in _plan(dtype, kind, layer.activation, n_in, units, flags):
+            # Verifying keeps the small per-unit int8 arrays, to check their ranges.
+            if keep or (dtype == DTYPE_INT8 and attr != "weights"):
+                setattr(layer, attr, r.values(code, n, i))
+            else:
+                r.skip(code, n, i)
+        if dtype == DTYPE_INT8:
+            _check_int8_arrays(layer, i)
         layers.append(layer)
         width = units
     expected = r.crc & 0xFFFFFFFF

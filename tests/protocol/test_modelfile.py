@@ -59,7 +59,7 @@ def _damage(blob, offset, value):
 BAD_FILES = {
     "bad magic": (lambda b: _damage(b, 0, b"ANNX"), "not an ANNE model file"),
     "newer version": (lambda b: _damage(b, 4, b"\x02"), "version 2"),
-    "int8 number type": (lambda b: _damage(b, 5, b"\x01"), "number type 1"),
+    "unknown number type": (lambda b: _damage(b, 5, b"\x02"), "number type 2"),
     "flipped weight bit": (lambda b: _damage(b, 120, bytes([b[120] ^ 4])), "checksum mismatch"),
     "truncated": (lambda b: b[:-9], "truncated"),
     "trailing bytes": (lambda b: b + b"\0", "after its checksum"),
