@@ -41,9 +41,19 @@ def layers(steps, src, dst):
     return src
 
 
+def _int8_reference(src, dst, net):
+    # CPython has no viper: the int8 model runs on the spec's plain reference.
+    from . import int8
+
+    q = int8.reference([src[i] for i in range(net.inputs)], net.meta, net.layers)
+    for j, v in enumerate(int8.dequantize(q, net.layers[-1])):
+        dst[j] = v
+
+
 class Net:
     def __init__(self, meta, layers, kernel=kernels.DEFAULT):
         self.meta = meta
+        self.dtype = meta.get("dtype", "float32")
         self.layers = layers
         self.name = meta.get("name", "")
         self.labels = meta.get("labels") or []
@@ -51,6 +61,9 @@ class Net:
         self._threshold_bits = struct.unpack("<i", struct.pack("<f", self.threshold))[0]
         self.inputs = layers[0].inputs
         self.outputs = layers[-1].units
+        if self.dtype == "int8":
+            self._bind_int8(kernel)
+            return
         self.kernel = kernel
         k = kernels.get(kernel)
         width = self.inputs
@@ -71,6 +84,21 @@ class Net:
                 if fused:
                     act = None
             self._steps.append((run, state, act, layer.units))
+
+    def _bind_int8(self, kernel):
+        # An int8 model is one step: the int8 kernel quantizes the float input,
+        # runs every layer in bytes and writes float outputs (firmware/int8.py).
+        width = max(self.inputs, self.outputs)
+        self._a = array("f", range(width))
+        self._b = array("f", range(width))
+        if kernel == "reference":
+            self.kernel = "int8-reference"
+            self._steps = [(_int8_reference, self, None, self.outputs)]
+            return
+        from . import int8
+
+        self.kernel = "int8"
+        self._steps = [(int8.run, int8.prepare(self.meta, self.layers), None, self.outputs)]
 
     def forward(self, x):
         """Run the network on ``x`` (a sequence of ``inputs`` numbers); returns the
@@ -130,9 +158,13 @@ class Net:
     def param_count(self):
         return sum(layer.param_count() for layer in self.layers)
 
+    def param_bytes(self):
+        """Bytes one parameter takes in this model's file: 4 (float32) or 1 (int8)."""
+        return 1 if self.dtype == "int8" else 4
+
     def summary(self):
-        print("Model: %s  (%d inputs -> %d outputs, kernel %s)"
-              % (self.name or "?", self.inputs, self.outputs, self.kernel))
+        print("Model: %s  (%d inputs -> %d outputs, %s, kernel %s)"
+              % (self.name or "?", self.inputs, self.outputs, self.dtype, self.kernel))
         features = self.meta.get("features")
         if features:
             print("Features:", ", ".join(features))
@@ -142,6 +174,6 @@ class Net:
         for i, layer in enumerate(self.layers):
             n = layer.param_count()
             print("%2d  %-10s %6d  %-13s %8d %8d"
-                  % (i, layer.kind, layer.units, layer.activation, n, 4 * n))
+                  % (i, layer.kind, layer.units, layer.activation, n, self.param_bytes() * n))
         n = self.param_count()
-        print("Total params: %d (%d bytes as float32)" % (n, 4 * n))
+        print("Total params: %d (%d bytes as %s)" % (n, self.param_bytes() * n, self.dtype))

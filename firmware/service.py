@@ -126,14 +126,20 @@ def _check_meta(name, meta):
 
 
 def _weights_bytes(layers):
-    # Heap the weight arrays need (4 bytes per float32): what decides whether a model fits.
-    n = 0
-    for layer in layers:
-        if layer.kind == "dense":
-            n += layer.units * layer.inputs + layer.units
-        if layer.activation == "prelu":
-            n += layer.units
-    return 4 * n
+    # Heap the model's arrays need: what decides whether a model fits.
+    return sum(modelfile.array_bytes(layer) for layer in layers)
+
+
+def _stored_dtype(name):
+    # The number type byte of a stored file's header: cheap enough for a listing.
+    try:
+        with open(store.path(name), "rb") as f:
+            head = f.read(6)
+    except OSError:
+        return None
+    if len(head) < 6 or head[:4] != modelfile.MAGIC or head[5] >= len(modelfile.DTYPES):
+        return None
+    return modelfile.DTYPES[head[5]]
 
 
 def _verify(path, name):
@@ -282,7 +288,7 @@ class Service:
         # Refused at once: a model whose weights exceed the heap even without the active model.
         gc.collect()
         need = _weights_bytes(layers)
-        room = gc.mem_free() + (4 * self.net.param_count() if self.net else 0)
+        room = gc.mem_free() + (_weights_bytes(self.net.layers) if self.net else 0)
         if need > room:
             raise Refused("no_memory", "model %s needs %d bytes of heap for its weights; this board "
                           "has %d without a model" % (name, need, room))
@@ -303,13 +309,14 @@ class Service:
                 "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(),
                 "flash_free": _flash_free(), "models": store.names(),
                 "active": self.net.name if self.net else None, "checksum": self.checksum,
+                "dtype": self.net.dtype if self.net else None,
                 "load_error": self.load_error}
 
     def model(self, req):
         net = self._need_net()
         return {"name": net.name, "inputs": net.inputs, "outputs": net.outputs,
                 "labels": net.labels, "features": net.meta.get("features"),
-                "threshold": net.threshold, "params": net.param_count(),
+                "threshold": net.threshold, "params": net.param_count(), "dtype": net.dtype,
                 "checksum": self.checksum, "kernel": net.kernel,
                 "layers": [[l.kind, l.activation, l.units] for l in net.layers]}
 
@@ -320,7 +327,8 @@ class Service:
                 size = os.stat(store.path(name))[6]
             except OSError:
                 continue  # removed meanwhile
-            models.append({"name": name, "size": size, "active": bool(self.net and self.net.name == name)})
+            models.append({"name": name, "size": size, "dtype": _stored_dtype(name),
+                           "active": bool(self.net and self.net.name == name)})
         return {"models": models}
 
     def upload_begin(self, req):

@@ -125,7 +125,8 @@ def cmd_info(args):
                 "flash: %s bytes free" % info["flash_free"],
                 "stored models: %s" % (", ".join(info["models"]) or "none"),
                 "active model: %s%s" % (info["active"] or "none",
-                                        " (checksum %08x)" % info["checksum"] if info["checksum"] is not None else "")]
+                                        " (%s, checksum %08x)" % (info.get("dtype"), info["checksum"])
+                                        if info["checksum"] is not None else "")]
         if info.get("load_error"):
             text.append("the stored active model failed to load: %s" % info["load_error"])
         _emit(args, info, "\n".join(text))
@@ -166,7 +167,8 @@ def cmd_upload(args):
 def cmd_ls(args):
     with _board(args) as board:
         models = board.list_models()
-    lines = ["%s %-32s %8d bytes" % ("*" if m["active"] else " ", m["name"], m["size"]) for m in models]
+    lines = ["%s %-32s %-8s %8d bytes" % ("*" if m["active"] else " ", m["name"], m.get("dtype") or "?",
+                                          m["size"]) for m in models]
     _emit(args, models, "\n".join(lines) or "no models stored")
 
 

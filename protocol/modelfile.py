@@ -110,6 +110,14 @@ def _plan(dtype, kind, activation, inputs, units, flags):
 _ITEMSIZE = {"f": 4, "b": 1, "B": 1, "i": 4, "H": 2, "I": 4}
 
 
+def array_bytes(layer):
+    """Heap bytes the arrays of ``layer`` take once loaded (with or without them)."""
+    dtype = DTYPE_FLOAT32 if layer.quant is None else DTYPE_INT8
+    flags = layer.quant[5] if layer.quant else 0
+    plan = _plan(dtype, KINDS.index(layer.kind), layer.activation, layer.inputs, layer.units, flags)
+    return sum(n * _ITEMSIZE[code] for _, code, n in plan)
+
+
 def _new(code, n):
     # Sized without a temporary copy of n values.
     if code in "bB":

@@ -50,7 +50,7 @@ def test_upload_list_infer_batch_delete(board):
     blob = model_doc.pack(doc)
     reply = board.upload(blob, "tiny")
     assert reply["checksum"] == zlib.crc32(blob[:-4])
-    assert {"name": "tiny", "size": len(blob), "active": True} in board.list_models()
+    assert {"name": "tiny", "size": len(blob), "dtype": "float32", "active": True} in board.list_models()
     assert board.model()["labels"] == ["a", "b", "c"]
 
     x = np.random.default_rng(1).normal(size=(300, 4)).astype(np.float32)
