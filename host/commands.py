@@ -3,6 +3,7 @@
 Nothing here parses argv or moves bytes: cli.py parses, the client talks to a board.
 """
 
+import argparse
 import json
 import sys
 import time
@@ -285,30 +286,45 @@ def add_eval(p):
     p.add_argument("--threshold", type=float,
                    help="for a model with one sigmoid output: call it the second label when the "
                         "board's output is above this (default: the model's threshold, 0.5)")
+    p.add_argument("--compare", metavar="NAME",
+                   help="also evaluate the stored model NAME on the same rows (say, the float model "
+                        "an int8 one came from) and print both side by side")
 
 
 def cmd_eval(args):
     with _board(args) as board:
         run = _stream(board, args, need_labels=True)
-    if args.threshold is not None:
-        if run.outputs.shape[1] != 1:
-            raise AnneError("--threshold applies to models with one output; this one has %d"
-                            % run.outputs.shape[1])
-        run.classes = (run.outputs[:, 0] > args.threshold).astype(np.int64)
+        other = None
+        if args.compare and run.error is None:
+            first = run.model["name"]
+            other = _stream(board, argparse.Namespace(**dict(vars(args), model=args.compare)),
+                            need_labels=True)
+            board.select(first)  # the board is left as the command found it
+    for r in (run, other):
+        if r is not None and args.threshold is not None:
+            if r.outputs.shape[1] != 1:
+                raise AnneError("--threshold applies to models with one output; this one has %d"
+                                % r.outputs.shape[1])
+            r.classes = (r.outputs[:, 0] > args.threshold).astype(np.int64)
     result = _report(args, run)
+    if other is not None:
+        compared = evaluate.compare(run, other)
+        result = {"eval": result, "compare": _report(args, other, plot=False), "agreement": compared}
+        if not args.json:
+            print(report.comparison_table(result["eval"], result["compare"], compared))
     if args.json:
         print(json.dumps(result, indent=1))
-    return _stopped(run)
+    return _stopped(run) or (_stopped(other) if other is not None else 0)
 
 
-def _report(args, run, title=None):
+def _report(args, run, title=None, plot=True):
     result = evaluate.summary(run)
     plot_title = title or "%s on %s" % (result["model"], Path(run.samples.path).name)
     title = title or Path(run.samples.path).name
     if not run.complete:
         title += " (stopped: the first %d of %d rows)" % (run.done, len(run.samples))
         plot_title += " (first %d of %d rows)" % (run.done, len(run.samples))
-    if args.plot:
+    if args.plot and plot:
         report.plot_confusion(result["confusion_matrix"], result["labels"], args.plot, plot_title)
     if not args.json:
         print(report.evaluation_report(result["model"], _metrics_view(result), result["latency_us"],

@@ -107,3 +107,13 @@ def predictions(run):
     predicted = run.predicted()
     return [{"line": run.samples.lines[i], "outputs": [float(v) for v in run.outputs[i]],
              "label": predicted[i], "board_us": int(run.us[i])} for i in range(run.done)]
+
+
+def compare(run, other):
+    """How two models' answers on the same rows differ: decisions that agree and
+    the largest output difference (the rows both answered)."""
+    n = min(run.done, other.done)
+    agree = int(np.sum(run.classes[:n] == other.classes[:n]))
+    diff = np.abs(run.outputs[:n].astype(np.float64) - other.outputs[:n]) if n else np.zeros(0)
+    return {"rows": n, "decisions_agree": agree,
+            "max_abs_output_diff": float(diff.max()) if diff.size else None}

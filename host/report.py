@@ -57,6 +57,22 @@ def evaluation_report(name, metrics, lat, samples_per_s, title=None):
     return "\n\n".join(parts)
 
 
+def comparison_table(a, b, agreement):
+    """Two evaluations of the same rows side by side, and how far apart they are."""
+    rows = [["", str(a["model"]), str(b["model"])]]
+    rows.append(["accuracy"] + ["%.1f %% (%d/%d)" % (100 * r["accuracy"], r["correct"], r["samples"])
+                                for r in (a, b)])
+    rows.append(["macro F1"] + ["%.3f" % r["macro_f1"] for r in (a, b)])
+    rows.append(["board µs/sample"] + [_microseconds(r["latency_us"]["mean"])
+                                       if r["latency_us"] and r["latency_us"].get("mean") is not None
+                                       else "-" for r in (a, b)])
+    text = _table(rows)
+    diff = agreement["max_abs_output_diff"]
+    text += "\ndecisions agree on %d of %d rows; largest output difference %s" % (
+        agreement["decisions_agree"], agreement["rows"], "-" if diff is None else "%.4g" % diff)
+    return text
+
+
 def plot_confusion(cm, labels, path, title=None):
     """Write the confusion matrix as a PNG heat map with the count in every cell."""
     try:

@@ -53,6 +53,25 @@ def test_eval_threshold_option_changes_decisions(iris6):
     assert everything_positive["confusion_matrix"] == [[0, 10], [0, 10]]
 
 
+def test_eval_compare_puts_two_stored_models_side_by_side(iris6):
+    code, _, err = iris6("upload", str(MODELS / "iris8.json"), "--no-activate")
+    assert code == 0, err
+    alone = {name: iris6.json("predict", str(TEST_ROWS), "--model", name) for name in ("iris8", "iris6")}
+    both = iris6.json("eval", str(TEST_ROWS), "--compare", "iris8")
+    assert (both["eval"]["model"], both["compare"]["model"]) == ("iris6", "iris8")
+    assert both["agreement"]["rows"] == 20
+    assert both["agreement"]["decisions_agree"] == sum(
+        a["label"] == b["label"] for a, b in zip(alone["iris6"], alone["iris8"]))
+    assert both["agreement"]["max_abs_output_diff"] == pytest.approx(max(
+        abs(a["outputs"][0] - b["outputs"][0]) for a, b in zip(alone["iris6"], alone["iris8"])), abs=1e-6)
+    assert iris6.json("info")["active"] == "iris6"  # left as it was found
+    code, out, err = iris6("eval", str(TEST_ROWS), "--compare", "iris8")
+    assert code == 0, err
+    table = out[out.index("board µs/sample") - 200:]
+    assert "accuracy" in table and "iris6" in table and "iris8" in table
+    assert "decisions agree on %d of 20 rows" % both["agreement"]["decisions_agree"] in out
+
+
 def test_infer_from_words_and_from_a_csv_row(iris6):
     one = iris6.json("infer", "5.9", "3.0", "5.1", "1.8")
     assert set(one) >= {"outputs", "label", "board_us"} and one["label"] == "virginica"
