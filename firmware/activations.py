@@ -72,6 +72,8 @@ def _elu(alpha):
 
 
 def _celu(alpha):
+    if not alpha:  # Keras divides by alpha: every negative input would be NaN
+        raise ValueError("celu needs a non-zero alpha; re-export the model")
     return lambda v: v if v > 0 else alpha * (math.exp(v / alpha) - 1.0)
 
 
