@@ -125,6 +125,19 @@ def _new(code, n):
     return array(code, range(n))
 
 
+def _padded_rows(values, inputs, units):
+    # Int8 weight rows given unpadded (or already padded) -> rows of stride bytes.
+    values = list(values)
+    step = stride(inputs, DTYPE_INT8)
+    if len(values) == units * step:
+        return values
+    out = []
+    for j in range(units):
+        out.extend(values[j * inputs:(j + 1) * inputs])
+        out.extend([0] * (step - inputs))
+    return out
+
+
 def pack(meta, layers, input_quant=None):
     """The file's bytes for ``layers`` (a list of Layer) and a ``meta`` dict
     (name, features, labels, ...: small, never weights). An int8 model passes
