@@ -36,9 +36,12 @@ def _names(text):
 
 
 def add_export(p):
-    p.add_argument("model", help="Keras model file (.keras or legacy .h5)")
-    p.add_argument("-o", "--output", help="model document to write (default: MODEL with .json)")
-    p.add_argument("--name", help="model name stored in the file (default: the file's stem)")
+    p.add_argument("model", help="Keras model file (.keras or legacy .h5); with --int8 also a float "
+                                 "model document (.json) made by anne-host export")
+    p.add_argument("-o", "--output", help="model document to write (default: MODEL with .json, "
+                                          "or with --int8 MODEL's stem + _int8.json)")
+    p.add_argument("--name", help="model name stored in the file (default: the file's stem; "
+                                  "with --int8 the float model's name + _int8)")
     p.add_argument("--labels", help="class labels in output order, comma-separated "
                                     "(a single sigmoid output takes two: negative,positive)")
     p.add_argument("--features", help="input feature names, comma-separated (CSV column names)")
@@ -46,6 +49,14 @@ def add_export(p):
     p.add_argument("--input-std", help="per-feature standard deviations to divide by")
     p.add_argument("--scaler", help="a fitted scikit-learn StandardScaler saved with joblib")
     p.add_argument("--threshold", type=float, help="decision threshold for one sigmoid output (default 0.5)")
+    p.add_argument("--int8", action="store_true",
+                   help="quantize to int8 after training (TensorFlow Lite's full-integer scheme, "
+                        "see MODEL_FORMAT.md); needs --calibrate")
+    p.add_argument("--calibrate", metavar="CSV",
+                   help="with --int8: rows whose value ranges set the int8 scales (say, the training "
+                        "set); feature columns are found as eval finds them")
+    p.add_argument("--label-column", help="with --calibrate: name or 0-based index of the CSV's label "
+                                          "column, which is not read (default as for eval)")
 
 
 def _scaler(path):
@@ -57,18 +68,76 @@ def _scaler(path):
         raise AnneError("%s: cannot read a fitted StandardScaler (%s)" % (path, e))
 
 
-def cmd_export(args):
-    src = Path(args.model)
-    if not src.exists():
-        raise AnneError("%s: no such file" % src)
+def _float_document(args, src):
+    """The float model document to export or quantize: from Keras, or read (.json)."""
+    if src.suffix.lower() == ".json":
+        if not args.int8:
+            raise AnneError("%s is a model document already; to quantize it pass --int8 --calibrate DATA.csv"
+                            % src)
+        if args.input_mean or args.input_std or args.scaler:
+            raise AnneError("--input-mean, --input-std and --scaler apply to Keras models; a model "
+                            "document has its input scaling folded in already")
+        doc = model_doc.read(src)
+        if model_doc.is_int8(doc):
+            raise AnneError("%s is an int8 model already; quantize its float document" % src)
+        overrides = {"name": args.name, "labels": _names(args.labels),
+                     "features": _names(args.features), "threshold": args.threshold}
+        doc.update({k: v for k, v in overrides.items() if v is not None})
+        if doc.get("features") and len(doc["features"]) != doc["inputs"]:
+            raise AnneError("--features names %d columns; the model takes %d inputs"
+                            % (len(doc["features"]), doc["inputs"]))
+        return doc
     mean, std = _floats(args.input_mean, "--input-mean"), _floats(args.input_std, "--input-std")
     if args.scaler:
         mean, std = _scaler(args.scaler)
     model = export.load_keras(src)
-    doc = export.export_model(
+    return export.export_model(
         model, name=args.name or src.stem, labels=_names(args.labels),
         features=_names(args.features), input_mean=mean, input_std=std,
         threshold=args.threshold, source={"file": src.name})
+
+
+def _calibration(path, doc, label_column):
+    """The calibration rows of ``path`` for ``doc``: feature columns as eval chooses
+    them, and the file's width checked when they are not chosen by name."""
+    inputs, features = doc["inputs"], doc.get("features")
+    samples = csvdata.load(path, inputs, features, label_column=label_column)
+    named = features and [c.casefold() for c in samples.columns] == [f.casefold() for f in features]
+    if not named:
+        width = len(_csv_header(path)) - (samples.label_column is not None)
+        if width != inputs:
+            raise csvdata.CSVError(
+                "%s: %d feature columns (every column but the label%s), but the model takes %d "
+                "inputs; name the model's features (--features) or give a file with exactly its "
+                "inputs" % (path, width, " %r" % samples.label_column if samples.label_column else "",
+                            inputs))
+    return samples
+
+
+def _csv_header(path):
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        for cells in csv.reader(f):
+            if any(c.strip() for c in cells):
+                return cells
+    return []
+
+
+def cmd_export(args):
+    src = Path(args.model)
+    if not src.exists():
+        raise AnneError("%s: no such file" % src)
+    if args.int8 and not args.calibrate:
+        raise AnneError("--int8 needs --calibrate DATA.csv: rows that show the inputs' ranges "
+                        "(the training set is a good choice)")
+    if args.calibrate and not args.int8:
+        raise AnneError("--calibrate is for --int8: it sets the int8 scales")
+    if args.label_column is not None and not args.calibrate:
+        raise AnneError("--label-column applies to the --calibrate file")
+    doc = _float_document(args, src)
+    if args.int8:
+        return _export_int8(args, src, doc)
     out = Path(args.output or src.with_suffix(".json"))
     model_doc.write(doc, out)
     layers = model_doc.to_layers(doc, str(out))
@@ -77,6 +146,30 @@ def cmd_export(args):
                "folded": doc["source"]["folded"]}
     _emit(args, summary, "wrote %s: %d layers, %d parameters%s" % (
         out, len(layers), params, "".join("\n  folded " + f for f in summary["folded"])))
+
+
+def _export_int8(args, src, doc):
+    from . import quantize
+
+    samples = _calibration(args.calibrate, doc, args.label_column)
+    name = args.name or "%s_int8" % (doc.get("name") or src.stem)
+    qdoc = quantize.quantize(doc, samples.x, calibration=Path(args.calibrate).name, name=name)
+    out = Path(args.output or src.with_name(src.stem + "_int8.json"))
+    model_doc.write(qdoc, out)
+    layers = model_doc.to_layers(qdoc, str(out))
+    params = sum(layer.param_count() for layer in layers)
+    notes = qdoc["source"]["quantized"]["notes"]
+    folded = (qdoc["source"].get("folded") or []) if src.suffix.lower() != ".json" else []
+    summary = {"output": str(out), "name": qdoc["name"], "layers": len(layers), "params": params,
+               "folded": folded, "dtype": "int8", "bytes": len(model_doc.pack(qdoc, str(out))),
+               "calibration": {"file": str(args.calibrate), "rows": len(samples),
+                               "columns": samples.columns},
+               "notes": notes}
+    _emit(args, summary, "wrote %s: int8, %d layers, %d parameters, %d bytes on the board; "
+                         "calibrated on %d rows of %s (columns %s)%s%s" % (
+                             out, len(layers), params, summary["bytes"], len(samples), args.calibrate,
+                             ", ".join(samples.columns), "".join("\n  folded " + f for f in folded),
+                             "".join("\n  note: " + n for n in notes)))
 
 
 # -- talking to a board -------------------------------------------------------

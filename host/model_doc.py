@@ -77,19 +77,29 @@ def meta(doc):
     return {k: doc[k] for k in _META_KEYS if k in doc}
 
 
+def is_int8(doc):
+    return isinstance(doc, dict) and doc.get("dtype") == "int8"
+
+
 def to_layers(doc, where="model"):
-    """Validate a document and turn it into modelfile.Layer objects."""
+    """Validate a document and turn it into modelfile.Layer objects (an int8
+    document's layers carry their quantization record and integer arrays)."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ModelDocError("%s: not an ANNE model document (\"format\" must be %r)" % (where, FORMAT))
     if doc.get("version") != VERSION:
         raise ModelDocError("%s: document version %r; this anne-host reads version %d"
                             % (where, doc.get("version"), VERSION))
+    dtype = doc.get("dtype", "float32")
+    if dtype not in modelfile.DTYPES:
+        raise ModelDocError("%s: unknown \"dtype\" %r; known: %s" % (where, dtype, ", ".join(modelfile.DTYPES)))
     width = doc.get("inputs")
-    if not isinstance(width, int) or width < 1:
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
         raise ModelDocError("%s: \"inputs\" must be a positive whole number" % where)
+    if dtype == "int8":
+        _input_quant(doc.get("input_quant"), where)
     layers = []
     for i, entry in enumerate(doc.get("layers") or []):
-        layer = _layer(entry, width, "%s: layer %d" % (where, i))
+        layer = _layer(entry, width, "%s: layer %d" % (where, i), dtype)
         layers.append(layer)
         width = layer.units
     if not layers:
@@ -126,7 +136,7 @@ def _array(values, n, where):
     return a
 
 
-def _layer(entry, width, where):
+def _layer(entry, width, where, dtype="float32"):
     kind = entry.get("type") if isinstance(entry, dict) else None
     if kind not in modelfile.KINDS:
         raise ModelDocError("%s: unknown layer type %r; known: %s" % (where, kind, ", ".join(modelfile.KINDS)))
@@ -135,6 +145,8 @@ def _layer(entry, width, where):
     if not isinstance(units, int) or not 0 < units <= modelfile.MAX_UNITS:
         raise ModelDocError("%s: \"units\" must be a whole number from 1 to %d" % (where, modelfile.MAX_UNITS))
     layer = modelfile.Layer(kind, name, width, units, params)
+    if dtype == "int8":
+        return _int8_layer(layer, entry.get("quant"), where)
     if kind == "dense":
         layer.weights = _array(entry.get("weights"), units * width, where + " weights")
         layer.bias = _array(entry.get("bias"), units, where + " bias")
@@ -143,6 +155,103 @@ def _layer(entry, width, where):
     return layer
 
 
+# -- int8 documents (MODEL_FORMAT.md, "Int8 models") ---------------------------
+
+def _is_whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _whole(spec, key, lo, hi, where, default=None):
+    value = spec.get(key, default)
+    if not _is_whole(value) or not lo <= value <= hi:
+        raise ModelDocError("%s \"%s\" must be a whole number from %d to %d, not %r"
+                            % (where, key, lo, hi, value))
+    return value
+
+
+def _scale(spec, key, where):
+    value = spec.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not 1e-38 <= value <= 3.4e38:
+        raise ModelDocError("%s \"%s\" must be a positive float32 number, not %r" % (where, key, value))
+    return float(value)
+
+
+def _ints(values, n, lo, hi, where, row=None):
+    # A list of whole numbers in lo..hi (weights: also a list of rows of ``row``), as Python ints.
+    if not isinstance(values, list):
+        raise ModelDocError("%s must be a list of whole numbers" % where)
+    flat = values
+    if row is not None and values and all(isinstance(v, list) for v in values):
+        if any(len(v) != row for v in values):
+            raise ModelDocError("%s: every row must have %d values" % (where, row))
+        flat = [v for r in values for v in r]
+    if len(flat) != n:
+        raise ModelDocError("%s has %d values; expected %d" % (where, len(flat), n))
+    for v in flat:
+        if not _is_whole(v):
+            raise ModelDocError("%s must hold whole numbers, not %r" % (where, v))
+        if not lo <= v <= hi:
+            raise ModelDocError("%s holds %d, outside %d..%d" % (where, v, lo, hi))
+    return list(flat)
+
+
+def _input_quant(spec, where):
+    where += ": \"input_quant\""
+    if not isinstance(spec, dict):
+        raise ModelDocError("%s must be an object with scale, zero_point, multiplier and shift "
+                            "(an int8 model needs it)" % where)
+    return (_scale(spec, "scale", where), _whole(spec, "zero_point", -128, 127, where),
+            _whole(spec, "multiplier", 1 << 14, (1 << 15) - 1, where),
+            _whole(spec, "shift", -128, 127, where))
+
+
+def _int8_layer(layer, spec, where):
+    if layer.activation in modelfile.NO_INT8:
+        raise ModelDocError("%s: %s has no int8 form; export the model as float" % (where, layer.activation))
+    if not isinstance(spec, dict):
+        raise ModelDocError("%s: an int8 layer needs a \"quant\" object" % where)
+    where += " quant"
+    dense = layer.kind == "dense"
+    out_scale = _scale(spec, "out_scale", where)
+    out_zp = _whole(spec, "out_zp", -128, 127, where)
+    req_zp = _whole(spec, "req_zp", -128, 127, where, None if dense else 0)
+    lo = _whole(spec, "lo", -128, 127, where, None if dense else -128)
+    hi = _whole(spec, "hi", -128, 127, where, None if dense else 127)
+    if lo > hi:
+        raise ModelDocError("%s: \"lo\" %d is above \"hi\" %d" % (where, lo, hi))
+    has_lut, has_exp = "lut" in spec, "exp" in spec
+    if has_lut and has_exp:
+        raise ModelDocError("%s has both a \"lut\" and an \"exp\" table; a layer has at most one" % where)
+    if has_exp != (layer.activation == "softmax"):
+        raise ModelDocError("%s: %s" % (where, "a softmax layer needs the \"exp\" table" if not has_exp
+                                        else "an \"exp\" table belongs to softmax, not %s" % layer.activation))
+    if not dense and not (has_lut or has_exp):
+        raise ModelDocError("%s: an int8 activation layer needs a \"lut\" (or softmax's \"exp\") table" % where)
+    flags = modelfile.FLAG_LUT if has_lut else (modelfile.FLAG_SOFTMAX if has_exp else 0)
+    layer.quant = (out_scale, out_zp, req_zp, lo, hi, flags)
+    if dense:
+        n = layer.units
+        layer.weights = _ints(spec.get("weights"), n * layer.inputs, -128, 127, where + " weights",
+                              row=layer.inputs)
+        layer.bias = _ints(spec.get("bias"), n, -(1 << 31), (1 << 31) - 1, where + " bias")
+        layer.multiplier = _ints(spec.get("multiplier"), n, 0, (1 << 15) - 1, where + " multiplier")
+        layer.shift = _ints(spec.get("shift"), n, modelfile.SHIFT_MIN, modelfile.SHIFT_MAX, where + " shift")
+        for j in range(n):
+            row = layer.weights[j * layer.inputs:(j + 1) * layer.inputs]
+            if abs(layer.bias[j]) + 255 * sum(abs(v) for v in row) >= 1 << 31:
+                raise ModelDocError("%s: unit %d's int32 accumulator could overflow "
+                                    "(|bias| + 255 * sum|W| reaches 2^31)" % (where, j))
+    if has_lut:
+        layer.table = _ints(spec["lut"], 256, -128, 127, where + " lut")
+    elif has_exp:
+        layer.table = _ints(spec["exp"], 256, 0, (1 << 32) - 1, where + " exp")
+    return layer
+
+
 def pack(doc, where="model"):
     """The binary model file the board loads."""
-    return modelfile.pack(meta(doc), to_layers(doc, where))
+    layers = to_layers(doc, where)
+    if is_int8(doc):
+        return modelfile.pack(meta(doc), layers, _input_quant(doc["input_quant"], where))
+    return modelfile.pack(meta(doc), layers)
