@@ -231,9 +231,9 @@ def quantize(doc, x, calibration=None, name=None):
             entry["units"] = layer.units
         entry["activation"] = doc["layers"][i].get("activation", "linear")
         if layer.kind == "dense":
-            quant, s_prev, z_prev = _dense(layer, pre, post, s_prev, z_prev, where, notes)
+            quant, s_prev, z_prev = _dense(layer, pre, post, s_prev, where, notes)
         else:
-            quant, s_prev, z_prev = _table_layer(layer, post, s_prev, z_prev, where)
+            quant, s_prev, z_prev = _table_layer(layer, post, s_prev, z_prev)
         quant["out_scale"] = _shown(quant["out_scale"])
         entry["quant"] = quant
         out_layers.append(entry)
@@ -255,7 +255,7 @@ def quantize(doc, x, calibration=None, name=None):
     return out
 
 
-def _dense(layer, pre, post, s_in, z_in, where, notes):
+def _dense(layer, pre, post, s_in, where, notes):
     """The quant object of a dense layer; returns it with the output's scale and zero point."""
     w = np.asarray(layer.weights, np.float64).reshape(layer.units, layer.inputs)
     b = np.asarray(layer.bias, np.float64)
@@ -325,7 +325,7 @@ def _dense(layer, pre, post, s_in, z_in, where, notes):
     return quant, s_out, z_out
 
 
-def _table_layer(layer, post, s_in, z_in, where):
+def _table_layer(layer, post, s_in, z_in):
     """The quant object of an activation layer: a table on the previous layer's scale."""
     quant = {}
     if layer.activation == "softmax":

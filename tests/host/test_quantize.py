@@ -6,7 +6,6 @@ import importlib
 import io
 import json
 import math
-import sys
 from fractions import Fraction
 from pathlib import Path
 
