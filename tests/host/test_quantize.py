@@ -188,6 +188,15 @@ def _firmware_int8(monkeypatch):
     return importlib.import_module("anne_host.firmware.int8")
 
 
+def _same_bits_as_the_board(int8, doc, x):
+    meta, layers = modelfile.load(io.BytesIO(model_doc.pack(doc)))
+    q, y = quantize.run_int8(doc, x)
+    for r in range(len(x)):
+        got = int8.reference([float(v) for v in x[r]], meta, layers)
+        assert list(got) == q[r].tolist()
+        assert [float(np.float32(v)) for v in int8.dequantize(got, layers[-1])] == y[r].tolist()
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_the_boards_reference_gives_the_same_bits(seed, monkeypatch):
     int8 = _firmware_int8(monkeypatch)
@@ -195,13 +204,15 @@ def test_the_boards_reference_gives_the_same_bits(seed, monkeypatch):
     docs = [random_int8_doc(100 + seed), quantize.quantize(relu_net(seed, (6, 12, 5)),
                                                           rng.normal(size=(200, 6)))]
     for doc in docs:
-        meta, layers = modelfile.load(io.BytesIO(model_doc.pack(doc)))
-        x = _inputs(rng, 25, doc["inputs"])
-        q, y = quantize.run_int8(doc, x)
-        for r in range(len(x)):
-            got = int8.reference([float(v) for v in x[r]], meta, layers)
-            assert list(got) == q[r].tolist()
-            assert [float(np.float32(v)) for v in int8.dequantize(got, layers[-1])] == y[r].tolist()
+        _same_bits_as_the_board(int8, doc, _inputs(rng, 25, doc["inputs"]))
+
+
+def test_the_boards_reference_gives_the_same_bits_on_the_iris_models(monkeypatch):
+    int8 = _firmware_int8(monkeypatch)
+    for name in IRIS:
+        doc = model_doc.read(MODELS / ("%s_int8.json" % name))
+        x = np.concatenate([_rows("iris3_test", doc), _inputs(np.random.default_rng(2), 20, 4)])
+        _same_bits_as_the_board(int8, doc, x)
 
 
 # -- the documents ------------------------------------------------------------
