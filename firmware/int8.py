@@ -1,0 +1,510 @@
+# The int8 inference kernel: a whole int8 model (protocol/MODEL_FORMAT.md, "Int8
+# models") run in viper integers, float input to float output, bit for bit as
+# the spec's integer arithmetic; reference() below is that arithmetic written
+# out plainly, and the fast kernel is tested against it.
+#
+#   state = prepare(meta, layers)   once: converts the weights in place, allocates
+#   run(src, dst, state)            per inference: allocates nothing
+#
+# Why it is fast. A dense layer's inner loop reads four weights with one aligned
+# 32-bit load (rows are padded to whole words) and needs no byte extraction
+# masks and no sign extension:
+#   - prepare stores each weight as offset binary, W' = w + 128 (XOR 0x80), so
+#     the bytes B0..B3 of a loaded word `a` are unsigned;
+#   - the layer's inputs x_i = q_i - z are written once per inference, one word
+#     each, as x'_i = x_i - 256 * x_(i-1) inside each group of four (x'_0 = x_0).
+#     Then, with logical shifts of the 32-bit word,
+#         a*x'_0 + (a >> 8)*x'_1 + (a >> 16)*x'_2 + (a >> 24)*x'_3 = sum B_k x_k
+#     exactly: each shift keeps the bytes above k, and the x' terms cancel
+#     what they contribute beyond their own byte;
+#   - sum W' x = sum w x + 128 sum x: the last term is one number per layer and
+#     inference, taken off with the row sums' start value.
+# So a multiply-accumulate is a shift, a multiply and an add (about 11 Thumb
+# instructions per MAC on the RP2040 as viper emits them, tools/thumb_count.py).
+#
+# 32-bit board, 64-bit host (see PLATFORM.md). Every sum above is exact modulo
+# 2^32, and every true accumulator lies within +-2^31 (the exporter's bound,
+# checked again by prepare), so the board's wrapping 32-bit words and the host's
+# 64-bit words agree once a sum is reduced to signed 32 bits; ptr32 loads that
+# zero-extend on the host change terms by multiples of 2^32 only. Requantization
+# splits the accumulator into 16-bit halves so no intermediate reaches 2^31.
+# No viper literal is 2^30 or more: such constants are built at run time.
+import struct
+from array import array
+
+import micropython
+from micropython import const
+
+_DENSE = const(0)
+_ACTIVATION = const(1)
+_LUT = const(1)  # quant flags (modelfile.FLAG_LUT, FLAG_SOFTMAX)
+_SOFTMAX = const(2)
+_EXP_MAX = const(65536)  # round(2^16 * exp(0)): the largest softmax table value
+_NO_TABLE = bytearray(4)  # what table-less layers pass for their table
+
+# Slots of a layer's parameter array (array('i'), one per layer in the state).
+_KIND = const(0)
+_N_IN = const(1)
+_N_OUT = const(2)
+_STRIDE = const(3)
+_ZERO = const(4)  # zero point of the layer's input
+_REQ_ZP = const(5)
+_LO = const(6)
+_HI = const(7)
+_FLAGS = const(8)
+_START = const(9)  # per inference: -128 * sum(x), where each row's sum starts
+
+
+# --- the plain reference, straight from the spec ------------------------------
+
+
+def _float32_bits(x):
+    # The float32 nearest x (inputs are float32; CPython's floats are doubles).
+    try:
+        raw = struct.pack("<f", x)
+    except OverflowError:  # CPython: beyond float32's range rounds to infinity
+        raw = struct.pack("<f", float("inf") if x > 0 else float("-inf"))
+    return struct.unpack("<I", raw)[0]
+
+
+def _float32(x):
+    return struct.unpack("<f", struct.pack("<I", _float32_bits(x)))[0]
+
+
+def _signed8(b):
+    # A byte of a bytearray (0..255) or an array('b') value -> -128..127.
+    return b - 256 if b > 127 else b
+
+
+def _clamp(v, lo=-128, hi=127):
+    return lo if v < lo else (hi if v > hi else v)
+
+
+def quantize_input(x, input_quant):
+    """The spec's input rule for one float: the int8 q."""
+    _, z, m, sh = input_quant
+    bits = _float32_bits(x)
+    e = (bits >> 23) & 255
+    frac = bits & 0x7FFFFF
+    neg = bits >> 31
+    if e == 255:
+        if frac:
+            return z  # NaN
+        return -128 if neg else 127  # +-inf: the end of the range
+    # |x| = mant * 2^exp exactly (denormals: e = 0, no implicit bit)
+    mant = (frac | 0x800000) if e else frac
+    exp = (e if e else 1) - 150
+    # r = floor(|x| * m / 2^sh + 1/2), exactly
+    num = mant * m
+    k = exp - sh
+    if k >= 0:
+        r = num << k
+    else:
+        r = (2 * num + (1 << -k)) >> (1 - k)
+    return _clamp(z - r if neg else z + r)
+
+
+def _requantize(acc, m, s, req_zp, lo, hi):
+    y = (acc * m + (1 << (s - 1))) >> s  # floor: Python's >> rounds down
+    return _clamp(req_zp + y, lo, hi)
+
+
+def _softmax_q(p, exp):
+    top = max(p)
+    e = [exp[top - v] for v in p]
+    total = sum(e)
+    return [_clamp(-128 + (256 * v + total // 2) // total) for v in e]
+
+
+def reference(x, meta, layers):
+    """The int8 outputs q of the last layer for the float inputs ``x``, computed
+    as MODEL_FORMAT.md says, in plain Python integers (CPython or MicroPython).
+    Needs the layers as loaded: not after prepare(), which converts them."""
+    q = [quantize_input(v, meta["input_quant"]) for v in x]
+    z = meta["input_quant"][1]
+    for layer in layers:
+        if getattr(layer, "int8_prepared", False):
+            raise ValueError("int8.reference needs layers as loaded, not prepared ones")
+        _, out_zp, req_zp, lo, hi, flags = layer.quant
+        if layer.kind == "dense":
+            w, n_in, step = layer.weights, layer.inputs, layer.stride
+            p = []
+            for j in range(layer.units):
+                acc = layer.bias[j]
+                row = j * step
+                for i in range(n_in):
+                    acc += _signed8(w[row + i]) * (q[i] - z)
+                p.append(_requantize(acc, layer.multiplier[j], layer.shift[j], req_zp, lo, hi))
+        else:
+            p = q
+        if flags == _LUT:
+            q = [_signed8(layer.table[v + 128]) for v in p]
+        elif flags == _SOFTMAX:
+            q = _softmax_q(p, layer.table)
+        else:
+            q = p
+        z = out_zp
+    return q
+
+
+def dequantize(q, layer):
+    """The float outputs of ``layer`` (the last) for its int8 outputs ``q``:
+    float32(out_scale) * float32(q - out_zp), rounded to float32."""
+    scale, zp = _float32(layer.quant[0]), layer.quant[1]
+    # Both factors are float32 values, so their exact product (at most 48
+    # significant bits) is a double: one rounding, to float32, as the spec's.
+    return [_float32(scale * (v - zp)) for v in q]
+
+
+# --- preparation (once per model) ---------------------------------------------
+
+
+@micropython.viper
+def _address(buf) -> int:
+    return int(ptr8(buf))
+
+
+@micropython.viper
+def _row_abs_sum(buf, start: int, n: int) -> int:
+    # sum |w| over n signed weight bytes from start (before conversion)
+    w = ptr8(buf)
+    total = 0
+    i = start
+    while i < start + n:
+        v = w[i]
+        if v > 127:
+            v = 256 - v
+        total += v
+        i += 1
+    return total
+
+
+@micropython.viper
+def _to_offset_binary(buf, n: int):
+    # In place: each signed weight byte w becomes w + 128 (0..255).
+    w = ptr8(buf)
+    i = 0
+    while i < n:
+        w[i] = w[i] ^ 128
+        i += 1
+
+
+def _check_dense(layer, index):
+    # What the kernel's 32-bit arithmetic assumes, and the exporter promises.
+    if _address(layer.weights) & 3 or layer.stride & 3:
+        raise ValueError("layer %d: int8 weights are not word-aligned rows" % index)
+    limit = 1 << 31
+    for j in range(layer.units):
+        total = _row_abs_sum(layer.weights, j * layer.stride, layer.inputs)
+        if abs(layer.bias[j]) + 255 * total >= limit:
+            raise ValueError("layer %d, unit %d: the accumulator could reach 2^31" % (index, j))
+
+
+def _check_softmax(layer, index):
+    table = layer.table
+    if table[0] == 0 or max(table) > _EXP_MAX or layer.units >= 32768:
+        raise ValueError("layer %d: softmax table or width outside the int8 kernel's range" % index)
+
+
+def prepare(meta, layers):
+    """The state run() needs, made once. Converts each dense layer's weights in
+    place to offset binary (after which reference() refuses the layers; a
+    second prepare() of the same layers converts nothing again). Allocates the
+    two activation byte buffers, one word per input for the dense layers'
+    operand, a parameter array per layer and the output's float table."""
+    _, z_in, m_in, sh_in = meta["input_quant"]
+    width = layers[0].inputs
+    for layer in layers:
+        width = max(width, layer.inputs, layer.units)
+    width = (width + 3) & ~3
+    steps = []
+    z = z_in
+    for index, layer in enumerate(layers):
+        _, out_zp, req_zp, lo, hi, flags = layer.quant
+        if flags == _SOFTMAX:
+            _check_softmax(layer, index)
+        kind = _DENSE if layer.kind == "dense" else _ACTIVATION
+        if kind == _DENSE:
+            if not getattr(layer, "int8_prepared", False):
+                _check_dense(layer, index)
+                _to_offset_binary(layer.weights, len(layer.weights))
+                layer.int8_prepared = True
+            arrays = (layer.weights, layer.bias, layer.multiplier, layer.shift)
+        else:
+            arrays = (_NO_TABLE, _NO_TABLE, _NO_TABLE, _NO_TABLE)
+        prm = array("i", (kind, layer.inputs, layer.units, layer.stride, z, req_zp, lo, hi,
+                          flags, 0))
+        steps.append(arrays + (layer.table if flags else _NO_TABLE, prm))
+        z = out_zp
+    last = layers[-1]
+    scale, zp = _float32(last.quant[0]), last.quant[1]
+    # Output floats by byte value b (q = b as int8): filled here, where float
+    # objects may be made; run() copies their bits.
+    floats = array("f", range(256))
+    for b in range(256):
+        floats[b] = scale * (_signed8(b) - zp)
+    return (bytearray(width), bytearray(width), array("i", range(width)),
+            array("i", (layers[0].inputs, z_in, m_in, sh_in)), tuple(steps), floats,
+            last.units)
+
+
+# --- inference: viper, nothing allocated ---------------------------------------
+
+
+@micropython.viper
+def _quantize(src, dst, params):
+    # The spec's input rule on float32 bits (no float object is made):
+    # r = floor(|x| * m / 2^sh + 1/2), q = clamp(z +- r); inf saturates, NaN is z.
+    x = ptr32(src)
+    q = ptr8(dst)
+    prm = ptr32(params)
+    one = 1
+    sign = one << 31
+    n = prm[0]
+    z = (prm[1] ^ sign) - sign  # signed: ptr32 loads zero-extend on the host
+    m = prm[2]  # 2^14 <= m < 2^15 (the loader checks)
+    sh = (prm[3] ^ sign) - sign
+    i = 0
+    while i < n:
+        bits = x[i]
+        e = (bits >> 23) & 255
+        frac = bits & 0x7FFFFF
+        neg = (bits >> 31) & 1
+        v = z  # zero, -0 and NaN
+        big = 0
+        if e == 255:
+            if frac == 0:
+                big = 1
+        elif e or frac:
+            mant = frac
+            if e:
+                mant = frac | 0x800000
+            else:
+                e = 1
+            # |x| * m / 2^sh = P / 2^(k+1), P = mant * m < 2^39; then
+            # r = (floor(P / 2^k) + 1) >> 1, and floor(P / 2^k) >= 511 saturates.
+            k = sh + 149 - e  # -(e - 150 - sh) - 1
+            if k < 0:
+                big = 1  # r >= P >= m > 255
+            elif k < 39:
+                hi = (mant >> 8) * m  # P = hi * 2^8 + lo, both below 2^31
+                lo = (mant & 255) * m
+                if k >= 8:
+                    f = (hi + (lo >> 8)) >> (k - 8)
+                elif hi:
+                    f = 511  # P >= 2^22: far beyond the range
+                else:
+                    f = lo >> k
+                if f >= 511:
+                    big = 1
+                elif neg:
+                    v = z - ((f + 1) >> 1)
+                else:
+                    v = z + ((f + 1) >> 1)
+        if big:
+            v = -128 if neg else 127
+        elif v < -128:
+            v = -128
+        elif v > 127:
+            v = 127
+        q[i] = v
+        i += 1
+
+
+@micropython.viper
+def _operand(acts, words, params):
+    # A dense layer's input as its inner loop wants it: x_i = q_i - z, one word
+    # each, stored as x'_i = x_i - 256 x_(i-1) within each group of four; zero
+    # past the inputs (so the padding weights, whatever they hold, add nothing).
+    # Also the row sums' start: -128 * sum(x), for the weights' +128.
+    q = ptr8(acts)
+    x = ptr32(words)
+    prm = ptr32(params)
+    one = 1
+    sign = one << 31
+    n_in = prm[_N_IN]
+    stride = prm[_STRIDE]
+    z = (prm[_ZERO] ^ sign) - sign  # signed: ptr32 loads zero-extend on the host
+    total = 0
+    prev = 0
+    i = 0
+    while i < stride:
+        v = 0
+        if i < n_in:
+            v = ((q[i] ^ 128) - 128) - z
+        if i & 3:
+            x[i] = v - (prev << 8)
+        else:
+            x[i] = v
+        total += v
+        prev = v
+        i += 1
+    prm[_START] = 0 - (total << 7)
+
+
+@micropython.viper
+def _dense(p: int, s: int, words, step, out):
+    # thumb: macs_per_iteration=4,16
+    # Every output unit of a dense layer: the row's sum (words from _operand,
+    # weights in offset binary), requantized, clamped, through the lookup table
+    # if the layer has one; int8 results into `out`.
+    # Speed: viper on Cortex-M0+ keeps only the first two locals in registers:
+    # `p` (the operand pointer, counting down) and `s` (the sum); callers pass
+    # 0, 0. The weight word of the group at p is at (p >> 2) + d. Rows run in
+    # single groups of four inputs down to a multiple of four groups, then in
+    # fours; the loops stop when p reaches their end (p - end is one subtract).
+    prm = ptr32(step[5])
+    n_out = prm[_N_OUT]
+    groups = prm[_STRIDE] >> 2
+    xb = int(ptr32(words))
+    top = xb + (groups << 4)
+    mid = xb + ((groups >> 2) << 6)
+    d = int(ptr8(step[0])) - (xb >> 2)
+    stride = prm[_STRIDE]
+    start = prm[_START]
+    bias = ptr32(step[1])
+    mult = ptr16(step[2])
+    shift = ptr8(step[3])
+    lut = ptr8(step[4])
+    y = ptr8(out)
+    one = 1
+    half = one << 16
+    mask = half * half - 1  # 0xFFFFFFFF on the host, all bits (-1) on the board
+    sign = one << 31
+    wrap = sign << 1  # 2^32 on the host, 0 on the board
+    req_zp = (prm[_REQ_ZP] ^ sign) - sign  # signed: ptr32 loads zero-extend on the host
+    lo = (prm[_LO] ^ sign) - sign
+    hi = (prm[_HI] ^ sign) - sign
+    flags = prm[_FLAGS]
+    j = 0
+    while j < n_out:
+        s = start
+        p = top
+        while p - mid:
+            p -= 16
+            a = uint(ptr32((p >> 2) + d)[0])
+            s = int(a) * ptr32(p)[0] + s
+            s = int(a >> 8) * ptr32(p)[1] + s
+            s = int(a >> 16) * ptr32(p)[2] + s
+            s = int(a >> 24) * ptr32(p)[3] + s
+        while p - xb:
+            p -= 64
+            wa = (p >> 2) + d
+            a = uint(ptr32(wa)[0])
+            s = int(a) * ptr32(p)[0] + s
+            s = int(a >> 8) * ptr32(p)[1] + s
+            s = int(a >> 16) * ptr32(p)[2] + s
+            s = int(a >> 24) * ptr32(p)[3] + s
+            a = uint(ptr32(wa)[1])
+            s = int(a) * ptr32(p)[4] + s
+            s = int(a >> 8) * ptr32(p)[5] + s
+            s = int(a >> 16) * ptr32(p)[6] + s
+            s = int(a >> 24) * ptr32(p)[7] + s
+            a = uint(ptr32(wa)[2])
+            s = int(a) * ptr32(p)[8] + s
+            s = int(a >> 8) * ptr32(p)[9] + s
+            s = int(a >> 16) * ptr32(p)[10] + s
+            s = int(a >> 24) * ptr32(p)[11] + s
+            a = uint(ptr32(wa)[3])
+            s = int(a) * ptr32(p)[12] + s
+            s = int(a >> 8) * ptr32(p)[13] + s
+            s = int(a >> 16) * ptr32(p)[14] + s
+            s = int(a >> 24) * ptr32(p)[15] + s
+        # The accumulator as a signed 32-bit value.
+        acc = (s + bias[j]) & mask
+        if acc & sign:
+            acc -= wrap
+        # floor((acc * M + 2^(S-1)) / 2^S) with acc = ah * 2^16 + al, al >= 0:
+        # = (ah*M + floor(al*M / 2^16) + 2^(S-17)) >> (S-16), every term and
+        # sum below 2^31 (|ah*M| < 2^30, al*M < 2^31, 2^(S-17) <= 2^29).
+        m = mult[j]
+        sh = shift[j]
+        v = ((acc >> 16) * m + (((acc & 0xFFFF) * m) >> 16) + (1 << (sh - 17))) >> (sh - 16)
+        v += req_zp
+        if v < lo:
+            v = lo
+        elif v > hi:
+            v = hi
+        if flags == _LUT:
+            v = lut[v + 128]
+        y[j] = v
+        d += stride
+        j += 1
+
+
+@micropython.viper
+def _table(acts, n: int, table):
+    # An activation layer's lookup: q = LUT[q + 128] (q + 128 is the byte ^ 128).
+    q = ptr8(acts)
+    lut = ptr8(table)
+    j = 0
+    while j < n:
+        q[j] = lut[q[j] ^ 128]
+        j += 1
+
+
+@micropython.viper
+def _softmax(acts, n: int, table):
+    # Over the n values p in `acts`, in place: e_j = EXP[max p - p_j],
+    # q_j = clamp(-128 + floor((256 e_j + floor(T/2)) / T)), T = sum e_j.
+    # prepare checked EXP <= 2^16, EXP[0] > 0 and n < 2^15: 0 < T < 2^31.
+    q = ptr8(acts)
+    exp = ptr32(table)
+    top = -128
+    j = 0
+    while j < n:
+        v = (q[j] ^ 128) - 128
+        if v > top:
+            top = v
+        j += 1
+    total = 0
+    j = 0
+    while j < n:
+        total += exp[top - ((q[j] ^ 128) - 128)]
+        j += 1
+    half = total >> 1
+    j = 0
+    while j < n:
+        v = (exp[top - ((q[j] ^ 128) - 128)] * 256 + half) // total - 128
+        if v > 127:
+            v = 127
+        q[j] = v
+        j += 1
+
+
+@micropython.viper
+def _dequantize(acts, dst, floats, n: int):
+    # Output floats by their bits, from the table prepare() filled.
+    q = ptr8(acts)
+    y = ptr32(dst)
+    f = ptr32(floats)
+    j = 0
+    while j < n:
+        y[j] = f[q[j]]
+        j += 1
+
+
+@micropython.viper
+def run(src, dst, state):
+    """One inference: the float inputs in src (array('f'), first `inputs`
+    values) -> the float outputs in dst[0:outputs]. Allocates nothing."""
+    a = state[0]
+    b = state[1]
+    words = state[2]
+    _quantize(src, a, state[3])
+    steps = state[4]
+    n = int(len(steps))
+    i = 0
+    while i < n:
+        step = steps[i]
+        prm = ptr32(step[5])
+        if prm[_KIND] == _DENSE:
+            _operand(a, words, step[5])
+            _dense(0, 0, words, step, b)
+            a, b = b, a
+        elif prm[_FLAGS] == _LUT:
+            _table(a, prm[_N_OUT], step[4])
+        if prm[_FLAGS] == _SOFTMAX:
+            _softmax(a, prm[_N_OUT], step[4])
+        i += 1
+    _dequantize(a, dst, state[5], state[6])
