@@ -18,7 +18,13 @@
 # weight words are kept non-negative (mh + 8192), so their loads agree too; that
 # bias is taken off per pass with the inputs' limb sums. No literal of 2^30 or
 # more appears in viper code: such constants are built at run time.
-from array import array
+#
+# Memory: beyond the weights (converted in place) and the float32 biases, a layer
+# keeps 2 bytes per input and per unit (its column shifts and row exponents, in
+# one bytearray), and a network one scratch bytearray of 8 bytes per unit of its
+# widest layer (the row sums). The input's limbs need no buffer of their own:
+# they are written over the layer's input (high limbs) and output (low limbs)
+# buffers, whose contents the engine no longer needs while a layer runs.
 
 import micropython
 from micropython import const
@@ -53,7 +59,7 @@ def _align(bits: int, top: int, adjust: int) -> int:
 
 
 @micropython.viper
-def _column_shifts(w: ptr32, shifts: ptr32, n_in: int, n_out: int):
+def _column_shifts(w: ptr32, shifts: ptr16, n_in: int, n_out: int):
     # shifts[i]: the power of two that brings column i's largest weight up to the
     # largest weight of the layer. Inputs are scaled down by the same power, so
     # products do not change, but a column of small weights (a feature measured
@@ -79,9 +85,11 @@ def _column_shifts(w: ptr32, shifts: ptr32, n_in: int, n_out: int):
 
 
 @micropython.viper
-def _prepare_rows(w: ptr32, exps: ptr32, shifts: ptr32, n_in: int, n_out: int):
+def _prepare_rows(w: ptr32, shifts: ptr16, n_in: int, n_out: int):
     # In place: float32 bits -> ((mh + _BIAS) << 16) | ml, aligned per row with
-    # the column shifts applied; the row's largest exponent goes to exps[j].
+    # the column shifts applied; the row's largest exponent goes to exps[j],
+    # the halfwords after the n_in shifts.
+    exps = ptr16(int(shifts) + 2 * n_in)
     k = 0
     j = 0
     while j < n_out:
@@ -165,23 +173,18 @@ def _dot_rows(word: int, n: int, w: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, ou
         j += 1
 
 
-class Workspace:
-    """Scratch arrays of one network, sized for its widest layer."""
-
-    def __init__(self, width):
-        self.hi = array("i", range(width))
-        self.lo = array("i", range(width))
-        self.bias = array("i", range(2 * (width // _PASS + 1)))
-        self.out = array("i", range(2 * width))
+def Workspace(width):
+    """The scratch words of one network, sized for its widest layer: a layer's
+    row sums (2 words per unit), then its passes' bias sums (2 words per pass)."""
+    return bytearray(4 * (2 * width + 2 * (width // _PASS + 1)))
 
 
 def prepare(layer):
-    """Convert ``layer``'s float weights in place; keeps the row exponents and
-    column shifts."""
-    layer.exps = array("i", range(layer.units))
-    layer.shifts = array("i", range(layer.inputs))
-    _column_shifts(layer.weights, layer.shifts, layer.inputs, layer.units)
-    _prepare_rows(layer.weights, layer.exps, layer.shifts, layer.inputs, layer.units)
+    """Convert ``layer``'s float weights in place. Keeps, as ``layer.scales``,
+    the column shifts then the row exponents: halfwords (both are below 512)."""
+    layer.scales = bytearray(2 * (layer.inputs + layer.units))
+    _column_shifts(layer.weights, layer.scales, layer.inputs, layer.units)
+    _prepare_rows(layer.weights, layer.scales, layer.inputs, layer.units)
 
 
 @micropython.viper
@@ -216,8 +219,8 @@ def bind(layer, ws, relu=False):
     tuple holds everything once, so a call looks nothing up and allocates
     nothing. relu=True asks for a following relu to be applied on the way out
     (it is: fused is True)."""
-    state = (layer.weights, ws.hi, ws.lo, ws.bias, layer.shifts, ws.out, layer.exps,
-             layer.bias, layer.inputs, layer.units, layer, 1 if relu else 0)
+    state = (layer.weights, layer.scales, ws, layer.bias, layer.inputs, layer.units, layer,
+             1 if relu else 0)
     return dense, state, relu
 
 
@@ -226,13 +229,16 @@ def dense(src, dst, state):
     # One layer: split the input into limbs, sum each row (_dot_rows), round
     # each sum plus its bias to float32. Viper throughout, and written as one
     # function, because for small layers calls cost more than arithmetic.
+    # src is overwritten: the input's high limbs replace it, its low limbs go
+    # to dst until the outputs do.
     x = ptr32(src)
-    hi = ptr32(state[1])
-    lo = ptr32(state[2])
-    sums = ptr32(state[3])
-    shifts = ptr32(state[4])
-    n_in = int(state[8])
-    n_out = int(state[9])
+    hi = x  # hi[i] is written just after x[i] is read, and x[i] is not read again
+    lo = ptr32(dst)
+    shifts = ptr16(state[1])
+    out = ptr32(state[2])
+    n_in = int(state[4])
+    n_out = int(state[5])
+    sums = ptr32(int(out) + 8 * n_out)
 
     # The input vector, scaled down by the column shifts, becomes limbs aligned
     # to its largest exponent `top`. sums[2p], sums[2p+1]: what the weights'
@@ -242,7 +248,7 @@ def dense(src, dst, state):
     while i < n_in:
         e = (x[i] >> 23) & 255
         if e == 255:  # inf or NaN in: the finite terms no longer matter
-            _non_finite(state[10], src, dst, state[11])
+            _non_finite(state[6], src, dst, state[7])
             return
         if e and e - shifts[i] > top:
             top = e - shifts[i]
@@ -276,17 +282,16 @@ def dense(src, dst, state):
         sums[p + 1] += (m & 8191) * _BIAS + (m >> _LIMB) * 4096
         i += 1
 
-    out = ptr32(state[5])
     _dot_rows(0, 0, state[0], hi, lo, sums, out, n_in, n_out)
 
     # dst[j] = float32 bits of (out[2j] * 2^24 + out[2j+1]) * 2^(exps[j] + scale)
     # + bias[j], in integers: both terms as 30-bit mantissas, the smaller one
     # shifted to the larger's exponent with rounding, added, rounded to 24 bits.
     # No float object is made, so this allocates nothing.
-    exps = ptr32(state[6])
-    bias = ptr32(state[7])
+    exps = ptr16(int(shifts) + 2 * n_in)
+    bias = ptr32(state[3])
     y = ptr32(dst)
-    relu = int(state[11])
+    relu = int(state[7])
     scale = top - 300 - 2 * _GUARD + _LIMB
     one = 1
     half = one << 16
