@@ -281,20 +281,20 @@ def _quantize(src, dst, params):
                 mant = frac | 0x800000
             else:
                 e = 1
-            # |x| * m / 2^sh = P / 2^(k+1), P = mant * m < 2^39; then
+            # |x| = mant * 2^(e-150), so |x| * m / 2^sh = P / 2^(k+1) with
+            # P = mant * m < 2^39 and k = sh + 149 - e; then
             # r = (floor(P / 2^k) + 1) >> 1, and floor(P / 2^k) >= 511 saturates.
-            k = sh + 149 - e  # -(e - 150 - sh) - 1
-            if k < 0:
-                big = 1  # r >= P >= m > 255
-            elif k < 39:
-                hi = (mant >> 8) * m  # P = hi * 2^8 + lo, both below 2^31
+            k = sh + 149 - e
+            if k < 8:
+                # Only a normal x gets here (a denormal has k >= 20, since
+                # sh >= -128): P >= 2^23 * 2^14, floor(P / 2^k) >= 2^30.
+                big = 1
+            elif k < 39:  # (else P < 2^k: r = 0, q = z)
+                # P = hi * 2^8 + lo, both below 2^31; floor(P / 2^k) =
+                # (hi + floor(lo / 2^8)) >> (k - 8), the sum below 2^31 too.
+                hi = (mant >> 8) * m
                 lo = (mant & 255) * m
-                if k >= 8:
-                    f = (hi + (lo >> 8)) >> (k - 8)
-                elif hi:
-                    f = 511  # P >= 2^22: far beyond the range
-                else:
-                    f = lo >> k
+                f = (hi + (lo >> 8)) >> (k - 8)
                 if f >= 511:
                     big = 1
                 elif neg:

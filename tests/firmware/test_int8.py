@@ -172,7 +172,7 @@ def _adversarial(rng, n, input_quant, rows=24):
         half = ((rng.integers(-300, 300, 64) + 0.5) * 2.0 ** sh / m).astype(F32)
     special = np.array([0.0, -0.0, 1e-45, -1e-45, 1.2e-38, -3e-39, 3.4028235e38, -3.4028235e38,
                         np.inf, -np.inf, np.nan, -np.nan, 1.0, -1.0], F32)
-    pool = np.concatenate([special, half, np.nextafter(half, F32(np.inf)),
+    pool = np.concatenate([special, _every_exponent(rng), half, np.nextafter(half, F32(np.inf)),
                            np.nextafter(half, F32(-np.inf)),
                            (rng.normal(0, 1, 64) * 2.0 ** (sh - 14 + rng.integers(-3, 9, 64))).astype(F32)])
     out = pool[rng.integers(0, len(pool), (rows, n))]
@@ -181,6 +181,13 @@ def _adversarial(rng, n, input_quant, rows=24):
     out[2] = -np.inf
     out[3] = np.nan
     return out
+
+
+def _every_exponent(rng):
+    """A float32 of each sign at every binary exponent, denormals included."""
+    bits = (np.arange(256, dtype=np.uint32) << 23) | rng.integers(0, 1 << 23, 256).astype(np.uint32)
+    x = bits[:255].view(F32)  # exponent 255 is inf/NaN
+    return np.concatenate([x, -x])
 
 
 def _random_rows(rng, n, input_quant, rows=40):
@@ -354,8 +361,10 @@ def test_input_rule_at_exact_halves_and_range_ends(run_mpy, tmp_path):
         k = np.arange(-n // 2, n // 2)
         x = np.stack([(k + 0.5) * 2.0 ** (sh - 14), (k - 0.5) * 2.0 ** (sh - 14),
                       (k * 5 + 0.5) * 2.0 ** (sh - 14)]).astype(F32)
+        sweep = _every_exponent(rng)  # every branch of the input rule, at this shift
+        sweep = np.concatenate([sweep, np.zeros(-len(sweep) % n, F32)]).reshape(-1, n)
         x = np.concatenate([x, np.nextafter(x, F32(np.inf)), np.nextafter(x, F32(-np.inf)),
-                            _adversarial(rng, n, iq, 6)])
+                            sweep, _adversarial(rng, n, iq, 6)])
         q = check_model(run_mpy, tmp_path, [layer], iq, x)
         np.testing.assert_array_equal(q, spec_quantize(x, iq))  # p = q: the input rule itself
         assert q[0, n // 2] == min(z + 1, 127)  # 1/2 rounds up
