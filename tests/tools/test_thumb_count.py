@@ -263,3 +263,30 @@ def test_missing_capstone_is_a_clear_error(kernels, monkeypatch, capsys):
         tc.count(str(kernels))
     assert tc.main([str(kernels)]) == 2
     assert "pip install capstone" in capsys.readouterr().err
+
+
+def test_firmware_kernels_per_mac(capsys):
+    # The figures the kernels are judged by, from the firmware's own sources.
+    figures = {f["kernel"]: f for f in tc.kernel_figures()}
+    assert set(figures) == {"bfp", "int8"}
+    bfp, int8 = figures["bfp"], figures["int8"]
+    # bfp: one input's products per iteration of _dot_rows' innermost loop
+    assert (bfp["function"], bfp["macs_per_iteration"]) == ("_dot_rows", 1) and bfp["muls"] >= 1
+    assert bfp["instructions_per_mac"] == bfp["instructions"]
+    # int8: _dense's groups-of-four loop does 16 MACs (16 multiplies) an iteration, its
+    # single-group loop 4; issue 6's target is at most 16 instructions per MAC
+    assert (int8["function"], int8["macs_per_iteration"], int8["muls"]) == ("_dense", 16, 16)
+    assert sorted(lp["macs_per_iteration"] for lp in int8["loops"]) == [4, 16]
+    assert int8["instructions_per_mac"] == pytest.approx(int8["instructions"] / 16, abs=0.01)
+    assert int8["instructions_per_mac"] <= 16
+    assert all(lp["instructions_per_mac"] <= 16 for lp in int8["loops"])
+    assert int8["instructions_per_mac"] < bfp["instructions_per_mac"]
+
+    assert tc.main(["--kernels"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("int8 (armv6m, int8.py._dense): %.2f instructions per MAC"
+                                                   % int8["instructions_per_mac"])
+    assert tc.main(["--kernels", "--json", "--march", "armv7emsp"]) == 0
+    assert [f["kernel"] for f in json.loads(capsys.readouterr().out)] == ["bfp", "int8"]
+    with pytest.raises(SystemExit):
+        tc.main([])  # neither a file nor --kernels
