@@ -1,59 +1,37 @@
 # Many samples in one call, for the server's batch command: inputs read straight
-# from the request's bytes, outputs and decisions written straight into the
-# reply's arrays, each sample timed with ticks_us. Viper, so that a row costs
-# no heap allocation and little interpretation: what the board spends per
+# from the request's bytes, outputs, decisions and times written straight into
+# the reply frame's bins, each sample timed with ticks_us. Viper, so that a row
+# costs no heap allocation and little interpretation: what the board spends per
 # sample beyond the network is what limits `eval` over the serial link.
+# Every buffer is read and written a byte at a time: bins inside a frame have no
+# alignment, and a Cortex-M0+ faults on a word access that is not word-aligned.
 import micropython
-from time import ticks_diff, ticks_us
+from time import ticks_add, ticks_us
 
 from .engine import layers
 
 
 @micropython.viper
-def _decide(o: ptr32, n_out: int, threshold: int) -> int:
-    # Net.decide on float32 bits: a float's order is its magnitude's order with
-    # the sign applied, so compare keys (NaN never wins, as in Python).
-    one = 1
-    magnitude = (one << 31) - 1  # 0x7FFFFFFF, built at run time
-    nan = ((one << 8) - 1) << 23
-    if n_out == 1:
-        bits = o[0]
-        if bits & magnitude > nan:
-            return 0
-        key = bits & magnitude
-        if (bits >> 31) & 1:
-            key = 0 - key
-        limit = threshold & magnitude
-        if (threshold >> 31) & 1:
-            limit = 0 - limit
-        return 1 if key > limit else 0
-    best = 0
-    best_key = 0
-    j = 0
-    while j < n_out:
-        bits = o[j]
-        key = bits & magnitude
-        if (bits >> 31) & 1:
-            key = 0 - key
-        if j == 0:
-            best_key = key
-            if bits & magnitude > nan:
-                return 0  # NaN first: nothing compares greater (Net.decide)
-        elif bits & magnitude <= nan and key > best_key:
-            best = j
-            best_key = key
-        j += 1
-    return best
-
-
-@micropython.viper
 def run_rows(steps, data, rows: int, n_in: int, n_out: int, src, dst, ys, classes,
              times, threshold: int) -> int:
-    d = ptr8(data)  # a bin inside the request frame: not word-aligned, so bytes
+    # ys: rows * n_out float32, times: rows u32, little-endian; classes: a byte per row.
+    # Returns the sum of the times. Only the network is timed; the copies and the
+    # decision around it are written out here rather than called, for speed.
+    d = ptr8(data)
     s = ptr32(src)
-    y = ptr32(ys)
+    y = ptr8(ys)
     c = ptr8(classes)
-    t = ptr32(times)
+    t = ptr8(times)
+    period = int(ticks_add(0, -1))  # ticks count modulo period + 1: a mask
+    # Net.decide on float32 bits: a float's order is its magnitude's order with
+    # the sign applied, so its key is +-magnitude; NaN (a magnitude above inf's)
+    # never wins, as no comparison with NaN is true in Python.
+    one = 1
+    magnitude = (one << 31) - 1  # 0x7FFFFFFF, built at run time
+    nan = ((one << 8) - 1) << 23  # inf's magnitude
+    limit = threshold & magnitude  # the key of the threshold, for one output
+    if (threshold >> 31) & 1:
+        limit = 0 - limit
     total = 0
     r = 0
     while r < rows:
@@ -63,16 +41,43 @@ def run_rows(steps, data, rows: int, n_in: int, n_out: int, src, dst, ys, classe
             s[i] = d[k] | (d[k + 1] << 8) | (d[k + 2] << 16) | (d[k + 3] << 24)
             k += 4
             i += 1
-        t0 = ticks_us()
+        t0 = int(ticks_us())
         out = layers(steps, src, dst)
-        us = int(ticks_diff(ticks_us(), t0))
+        us = (int(ticks_us()) - t0) & period
         o = ptr32(out)
+        k = 4 * n_out * r
+        best = 0
+        best_key = 0
+        first_nan = 0
         j = 0
         while j < n_out:
-            y[r * n_out + j] = o[j]
+            bits = o[j]
+            y[k] = bits
+            y[k + 1] = bits >> 8
+            y[k + 2] = bits >> 16
+            y[k + 3] = bits >> 24
+            k += 4
+            key = bits & magnitude
+            is_nan = 1 if key > nan else 0
+            if (bits >> 31) & 1:
+                key = 0 - key
+            if j == 0:
+                best_key = key
+                first_nan = is_nan
+            elif is_nan == 0 and key > best_key:
+                best = j
+                best_key = key
             j += 1
-        c[r] = int(_decide(o, n_out, threshold))
-        t[r] = us
+        if first_nan:  # nothing compares greater than NaN
+            best = 0
+        elif n_out == 1:
+            best = 1 if best_key > limit else 0
+        c[r] = best
+        k = 4 * r
+        t[k] = us
+        t[k + 1] = us >> 8
+        t[k + 2] = us >> 16
+        t[k + 3] = us >> 24
         total += us
         r += 1
     return total

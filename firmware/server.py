@@ -22,7 +22,9 @@ from .protocol import framing, mpack
 _SYNC0 = const(0xA7)
 _CTRL_C = const(3)
 _CTRL_C_QUIET_MS = const(50)
-_WRITE_CHUNK = const(1024)  # large single USB writes have been seen to lose data
+# Large single USB writes have been seen to lose data (reports above about 8 KB,
+# PLATFORM.md): writes are at most one frame.
+_WRITE_CHUNK = const(4104)  # framing.MAX_FRAME
 _MAX_MESSAGE = const(200)  # messages may quote what was sent: cut, so replies stay small
 _GC_EVERY = const(32768)  # bytes allocated between collections (see _settle_heap)
 
@@ -139,51 +141,56 @@ def _dispatch(svc, req):
 
 
 def _handle(svc, body):
+    """(request id, reply): the reply's fields (a dict), or a complete reply frame
+    that the handler built itself (batch)."""
     request_id = None
     try:
         req = _decode(body)
         request_id = req["id"]
-        fields = _dispatch(svc, req)
-        fields["ok"] = True
+        reply = _dispatch(svc, req)
+        if isinstance(reply, dict):
+            reply["ok"] = True
     except service.Refused as e:
-        fields = _error(e.code, e.message)
+        reply = _error(e.code, e.message)
     except MemoryError:
         req = None  # let the collector take back what the request built
-        fields = _out_of_memory("for this request")
+        reply = _out_of_memory("for this request")
     except Exception as e:  # a firmware bug: answer it and keep serving
-        fields = _error("internal", "firmware error %s: %s" % (type(e).__name__, e))
-    if not fields["ok"]:
+        reply = _error("internal", "firmware error %s: %s" % (type(e).__name__, e))
+    if isinstance(reply, dict) and not reply["ok"]:
         svc.stats["errors"] += 1
     svc.stats["requests"] += 1
-    return request_id, fields
+    return request_id, reply
 
 
-def _reply_body(request_id, fields):
+def _frame(fields):
+    # The reply encoded in place between room for the header and for the CRC, so
+    # that it leaves as one write once sealed.
+    p = mpack.Packer(None, framing.HEADER_SIZE)
+    p.pack(fields)
+    p.room(framing.TRAILER_SIZE)
+    return memoryview(p.buf)[:p.n]
+
+
+def _reply_frame(request_id, fields):
     fields["id"] = request_id
     try:
-        body = mpack.packb(fields)
+        frame = _frame(fields)
     except MemoryError:
-        body = mpack.packb(_with_id(_out_of_memory("writing the reply"), request_id))
+        frame = _frame(_with_id(_out_of_memory("writing the reply"), request_id))
     except (TypeError, ValueError) as e:  # a handler returned what msgpack cannot carry
-        body = mpack.packb(_with_id(_error("internal", "reply not encodable: %s" % e), request_id))
-    if len(body) > framing.MAX_BODY:
+        frame = _frame(_with_id(_error("internal", "reply not encodable: %s" % e), request_id))
+    n = len(frame) - framing.HEADER_SIZE - framing.TRAILER_SIZE
+    if n > framing.MAX_BODY:
         # Small whatever was asked: an int id and a cut message.
-        body = mpack.packb(_with_id(_error("too_big", "reply of %d bytes exceeds %d: ask for less"
-                                           % (len(body), framing.MAX_BODY)), request_id))
-    return body
+        frame = _frame(_with_id(_error("too_big", "reply of %d bytes exceeds %d: ask for less"
+                                       % (n, framing.MAX_BODY)), request_id))
+    return framing.seal(frame)
 
 
 def _with_id(fields, request_id):
     fields["id"] = request_id
     return fields
-
-
-def _reply(link, request_id, fields):
-    body = _reply_body(request_id, fields)
-    header, trailer = framing.frame_parts(body)
-    link.write(header)
-    link.write(body)
-    link.write(trailer)
 
 
 def _serve_one(link, svc):
@@ -192,8 +199,8 @@ def _serve_one(link, svc):
     body = _next_frame(link, svc.stats)
     if body is None:
         return False
-    request_id, fields = _handle(svc, body)
-    _reply(link, request_id, fields)
+    request_id, reply = _handle(svc, body)
+    link.write(_reply_frame(request_id, reply) if isinstance(reply, dict) else reply)
     return True
 
 

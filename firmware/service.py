@@ -5,7 +5,8 @@
 # executed, evaluated or imported: models are data, names are checked, commands
 # are looked up in COMMANDS. A request is checked completely before it changes
 # anything, and a model replaces the stored or active one only once it has been
-# verified (and, to become active, loaded).
+# verified (and, to become active, loaded). One handler returns its whole reply
+# frame instead of fields: batch, which `eval` sends many times, builds it in place.
 import gc
 import os
 import struct
@@ -17,7 +18,7 @@ from micropython import const
 
 from . import store
 from .engine import Net
-from .protocol import framing, modelfile
+from .protocol import framing, modelfile, mpack
 
 VERSION = "0.1.0"
 PROTOCOL = 1
@@ -32,7 +33,8 @@ _ENOSPC = const(28)
 _MAX_REPEAT = const(100000)
 # A batch reply holds 4 bytes per output, a class byte and 4 bytes of time per row,
 # plus at most 48 bytes of keys, headers and id.
-_BATCH_ROOM = const(4096 - 48)
+_BATCH_KEYS = const(48)
+_BATCH_ROOM = const(4096 - _BATCH_KEYS)
 _BIN = (bytes, memoryview)
 
 
@@ -452,12 +454,28 @@ class Service:
             raise Refused("too_big", "the reply to %d rows would exceed %d bytes: %s"
                           % (rows, framing.MAX_BODY, "send at most %d rows" % most if most
                              else "this model's outputs do not fit one reply"))
-        ys = array("f", range(rows * k))
-        classes = bytearray(rows)
-        times = array("I", range(rows))
-        total = net.run_batch(data, rows, ys, classes, times)  # the per-row loop, in viper
+        # The reply {ok, id, y, class, us} as one frame in one bytearray, the only
+        # allocation that grows with the batch: the viper loop writes the outputs,
+        # classes and times straight into their bins, and the server writes the
+        # frame as it is (PROTOCOL.md: the map's order is free).
+        ny, nt = 4 * rows * k, 4 * rows
+        p = mpack.Packer(bytearray(framing.HEADER_SIZE + _BATCH_KEYS + ny + rows + nt
+                                   + framing.TRAILER_SIZE), framing.HEADER_SIZE)
+        p.map_head(5)
+        p.pack("ok")
+        p.pack(True)
+        p.pack("id")
+        p.pack(req["id"])
+        p.pack("y")
+        y = p.bin_room(ny)
+        p.pack("class")
+        c = p.bin_room(rows)
+        p.pack("us")
+        t = p.bin_room(nt)
+        frame = memoryview(p.buf)
+        total = net.run_batch(data, rows, frame[y:y + ny], frame[c:c + rows], frame[t:t + nt])
         self._count(rows, total)
-        return {"y": bytes(ys), "class": bytes(classes), "us": bytes(times)}
+        return framing.seal(frame[:p.n + framing.TRAILER_SIZE])
 
     def _count(self, n, us):
         self.stats["inferences"] += n

@@ -21,8 +21,17 @@ from .transport import LinkError, SerialTransport, find_board
 
 PROTOCOL = 1
 UPLOAD_CHUNK = 1024  # bytes of model per upload_chunk request
-_REQUEST_BUDGET = 2048  # largest batch request: two in flight fit the link's buffers
+# A batch request carries as many samples as one frame holds (less room for the map's
+# keys and id), and so does its reply: every request costs the board a fixed time
+# (reading and checking the frame, decoding it, building and writing the reply), so
+# the fewer requests the better. With two in flight the board always has the next
+# request when it finishes one; when the host writes a request, at most one other
+# waits unread on the link (in the board's 512-byte receive buffer and the host's
+# USB buffers), which keeps the host from blocking on a write while the board
+# waits for it to read a reply.
+_REQUEST_BUDGET = framing.MAX_BODY - 64
 _REPLY_BUDGET = framing.MAX_BODY - 96
+_WINDOW = 2
 _SERVER_START = "import anne.server\nanne.server.run()"
 # Bytes that make the REPL act (raw REPL, interrupt, reset, paste, enter, escape):
 # the first hello must not contain them, in case no server is listening.
@@ -268,7 +277,7 @@ class Client:
         reply = self.call("infer", x=_f32(x))
         return list(np.frombuffer(reply["y"], "<f4")), reply["class"], reply["us"]
 
-    def batch(self, rows, outputs, window=2):
+    def batch(self, rows, outputs, window=_WINDOW):
         """Run every row of ``rows`` (rows x inputs) on the board, keeping
         ``window`` requests in flight. Yields (outputs array, classes, us) per
         request, in order, so a caller keeps what arrived if the link fails."""

@@ -38,6 +38,20 @@ def frame_parts(body):
     return header, struct.pack("<I", _crc(header, body))
 
 
+def seal(frame):
+    """Complete a frame built in place: ``frame`` (a writable buffer, such as a
+    memoryview of a bytearray) holds HEADER_SIZE bytes of room, the body, then
+    TRAILER_SIZE bytes of room; the header and the CRC are written into the room.
+    Returns ``frame``. The body must be at most MAX_BODY bytes."""
+    n = len(frame) - HEADER_SIZE - TRAILER_SIZE
+    if not 0 <= n <= MAX_BODY:
+        raise ValueError("framing: body of %d bytes exceeds MAX_BODY %d" % (n, MAX_BODY))
+    struct.pack_into("<BBH", frame, 0, 0xA7, 0x4E, n)
+    view = memoryview(frame)
+    struct.pack_into("<I", frame, HEADER_SIZE + n, _crc(view, view[HEADER_SIZE:HEADER_SIZE + n]))
+    return frame
+
+
 def encode(body):
     """One complete frame for ``body`` (bytes-like, at most MAX_BODY bytes)."""
     header, trailer = frame_parts(body)

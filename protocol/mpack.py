@@ -13,7 +13,10 @@
 # Written for MicroPython's costs: a call whose frame (locals plus value stack) is over
 # 11 words gets that frame from the heap, so the per-value methods below are kept
 # small and loops live in the per-container methods. Encoding writes into one
-# bytearray that doubles when full; nothing is allocated per scalar.
+# bytearray that doubles when full; nothing is allocated per scalar. A Packer given
+# a buffer large enough writes in place: the board builds a reply frame that way,
+# header room, body and CRC room in one buffer, with a sample's outputs written
+# straight into their bin (Packer.bin_room).
 from struct import pack_into, unpack_from
 
 # Containers nested deeper than this are refused both ways. Protocol messages are a
@@ -53,8 +56,8 @@ _SEQUENCES = (list, tuple)
 
 def packb(obj):
     """Encode ``obj`` as msgpack bytes (tuples become arrays, bytes-likes bin)."""
-    packer = _Packer()
-    packer.pack(obj, 0)
+    packer = Packer()
+    packer.pack(obj)
     return bytes(memoryview(packer.buf)[:packer.n])
 
 
@@ -64,10 +67,18 @@ def _is_key(key):
     return key is not True and key is not False and isinstance(key, _KEY_TYPES)
 
 
-class _Packer:
-    def __init__(self):
-        self.buf = bytearray(64)
-        self.n = 0
+class Packer:
+    """Encodes into one bytearray, ``buf``, from offset ``start`` on: ``buf[start:n]``
+    is what has been packed so far. A full buffer is replaced by one twice as large;
+    given a buffer large enough, the packer writes in place. Besides ``pack``, a
+    document can be built a piece at a time: ``map_head(k)`` starts a map of k
+    entries (k keys and k values packed next, in turn), and ``bin_room(size)``
+    writes a bin's header and returns the offset of its ``size`` bytes, for the
+    caller to fill (they are left as they were in the buffer)."""
+
+    def __init__(self, buf=None, start=0):
+        self.buf = bytearray(64) if buf is None else buf
+        self.n = start
 
     def room(self, size):
         # Offset for the next ``size`` bytes; doubling keeps packing linear.
@@ -129,7 +140,14 @@ class _Packer:
         else:
             raise ValueError("mpack: int %d is below the msgpack range (-2**63)" % n)
 
-    def pack(self, obj, depth):
+    def map_head(self, k):
+        self.head(k, _MAP_HEAD)
+
+    def bin_room(self, size):
+        self.head(size, _BIN_HEAD)
+        return self.room(size)
+
+    def pack(self, obj, depth=0):
         if obj is None:
             self.byte(0xC0)
         elif obj is True:  # before int: bool is an int subclass in CPython

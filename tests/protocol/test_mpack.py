@@ -175,6 +175,37 @@ def test_bin_view_is_zero_copy():
     assert isinstance(mpack.unpackb(bytes(buf))["chunk"], bytes)
 
 
+@FAST
+@given(st.dictionaries(st.text(max_size=8), values, max_size=4), st.lists(st.integers(0, 70000), max_size=3),
+       st.integers(0, 8))
+def test_a_document_built_in_place_is_what_msgpack_writes(head, sizes, start):
+    # What the board does for a batch reply: a map's header, values packed in
+    # turn, bins whose room is reserved and filled afterwards, all written into one
+    # preallocated buffer from an offset on, without growing it.
+    fields = dict(head)
+    for k, size in enumerate(sizes):
+        fields["bin%d" % k] = bytes((k + i) & 0xFF for i in range(size))
+    expected = msgpack.packb(fields, use_bin_type=True)
+    buf = bytearray(start + len(expected))
+    packer = mpack.Packer(buf, start)
+    packer.map_head(len(fields))
+    for key, value in head.items():
+        packer.pack(key)
+        packer.pack(value)
+    for k, size in enumerate(sizes):
+        packer.pack("bin%d" % k)
+        at = packer.bin_room(size)
+        buf[at:at + size] = fields["bin%d" % k]
+    assert packer.buf is buf and packer.n == len(buf)
+    assert bytes(buf[start:]) == expected
+
+
+def test_a_packer_grows_its_buffer_when_it_is_too_small():
+    packer = mpack.Packer(bytearray(3), 2)
+    packer.pack({"k": bytes(100)})
+    assert bytes(packer.buf[2:packer.n]) == msgpack.packb({"k": bytes(100)})
+
+
 # --- errors ----------------------------------------------------------------------------
 
 @FAST
@@ -382,6 +413,45 @@ def test_corpus_under_micropython(run_mpy):
                 assert len(back) == len(doc)
                 reordered += 1
     assert reordered < len(docs) // 2  # most documents were byte-identical
+
+
+MPY_IN_PLACE = r'''
+import json
+from binascii import hexlify
+from anne.protocol import mpack
+out = []
+for rows, request_id in ((1, 7), (60, 300), (255, -5), (256, 2**40), (1000, 0)):
+    buf = bytearray(4 + 48 + 9 * rows + 4)
+    p = mpack.Packer(buf, 4)
+    p.map_head(5)
+    p.pack("ok")
+    p.pack(True)
+    p.pack("id")
+    p.pack(request_id)
+    p.pack("y")
+    y = p.bin_room(4 * rows)
+    p.pack("class")
+    c = p.bin_room(rows)
+    p.pack("us")
+    t = p.bin_room(4 * rows)
+    for i in range(4 * rows):
+        buf[y + i] = i & 255
+        buf[t + i] = (i * 7) & 255
+    for i in range(rows):
+        buf[c + i] = i % 3
+    out.append(hexlify(buf[4:p.n]).decode() if p.buf is buf else "grew")
+print(json.dumps(out))
+'''
+
+
+def test_a_batch_reply_built_in_place_under_micropython(run_mpy):
+    got = run_mpy.json(MPY_IN_PLACE)
+    for hexed, (rows, request_id) in zip(got, ((1, 7), (60, 300), (255, -5), (256, 2**40), (1000, 0))):
+        y = bytes(i & 255 for i in range(4 * rows))
+        us = bytes((i * 7) & 255 for i in range(4 * rows))
+        expected = msgpack.packb({"ok": True, "id": request_id, "y": y, "class": bytes(i % 3 for i in range(rows)),
+                                  "us": us}, use_bin_type=True)
+        assert bytes.fromhex(hexed) == expected
 
 
 MPY_ERRORS = DESCRIBE + r'''
