@@ -15,20 +15,26 @@
 #     each, as x'_i = x_i - 256 * x_(i-1) inside each group of four (x'_0 = x_0).
 #     Then, with logical shifts of the 32-bit word,
 #         a*x'_0 + (a >> 8)*x'_1 + (a >> 16)*x'_2 + (a >> 24)*x'_3 = sum B_k x_k
-#     exactly: each shift keeps the bytes above k, and the x' terms cancel
-#     what they contribute beyond their own byte;
+#     exactly (below), with no mask: the shifted-in bytes are cancelled by x';
 #   - sum W' x = sum w x + 128 sum x: the last term is one number per layer and
 #     inference, taken off with the row sums' start value.
 # So a multiply-accumulate is a shift, a multiply and an add (about 11 Thumb
 # instructions per MAC on the RP2040 as viper emits them, tools/thumb_count.py).
 #
+# Why the sum is exact: (a >> 8k) holds bytes k..3, B_j weighted 2^(8(j-k)), so
+# B_j's coefficient is sum over k <= j of 2^(8(j-k)) x'_k, which telescopes to x_j.
+#
 # 32-bit board, 64-bit host (see PLATFORM.md). Every sum above is exact modulo
 # 2^32, and every true accumulator lies within +-2^31 (the exporter's bound,
 # checked again by prepare), so the board's wrapping 32-bit words and the host's
 # 64-bit words agree once a sum is reduced to signed 32 bits; ptr32 loads that
-# zero-extend on the host change terms by multiples of 2^32 only. Requantization
-# splits the accumulator into 16-bit halves so no intermediate reaches 2^31.
-# No viper literal is 2^30 or more: such constants are built at run time.
+# zero-extend on the host change terms by multiples of 2^32 only. Signed
+# parameters read with ptr32 (zero points, clamps, the input shift) are
+# sign-extended explicitly. Requantization splits the accumulator into 16-bit
+# halves so no intermediate reaches 2^31. No viper literal is 2^30 or more:
+# such constants are built at run time. Rows are whole words and the weight
+# buffer is word-aligned (prepare checks): a Cortex-M0+ faults on an unaligned
+# 32-bit load.
 import struct
 from array import array
 
@@ -312,33 +318,37 @@ def _quantize(src, dst, params):
 
 
 @micropython.viper
-def _operand(acts, words, params):
+def _operand(i: int, total: int, acts, words, params):
     # A dense layer's input as its inner loop wants it: x_i = q_i - z, one word
-    # each, stored as x'_i = x_i - 256 x_(i-1) within each group of four; zero
-    # past the inputs (so the padding weights, whatever they hold, add nothing).
-    # Also the row sums' start: -128 * sum(x), for the weights' +128.
+    # each, stored as x'_i = x_i - 256 x_(i-1) within each group of four; and
+    # the row sums' start, -128 * sum(x), for the weights' +128. Callers pass
+    # 0, 0: the loop's counter and sum are the two locals viper keeps in
+    # registers. The padding inputs get q = z first, so their x is 0 and the
+    # padding weights, whatever they hold, add nothing.
     q = ptr8(acts)
     x = ptr32(words)
     prm = ptr32(params)
     one = 1
     sign = one << 31
-    n_in = prm[_N_IN]
     stride = prm[_STRIDE]
     z = (prm[_ZERO] ^ sign) - sign  # signed: ptr32 loads zero-extend on the host
-    total = 0
-    prev = 0
+    i = prm[_N_IN]
+    while i < stride:
+        q[i] = z
+        i += 1
+    c = 128 + z  # x = q - z = (byte ^ 128) - 128 - z
     i = 0
     while i < stride:
-        v = 0
-        if i < n_in:
-            v = ((q[i] ^ 128) - 128) - z
-        if i & 3:
-            x[i] = v - (prev << 8)
-        else:
-            x[i] = v
-        total += v
-        prev = v
-        i += 1
+        x0 = (q[i] ^ 128) - c
+        x1 = (q[i + 1] ^ 128) - c
+        x2 = (q[i + 2] ^ 128) - c
+        x3 = (q[i + 3] ^ 128) - c
+        x[i] = x0
+        x[i + 1] = x1 - (x0 << 8)
+        x[i + 2] = x2 - (x1 << 8)
+        x[i + 3] = x3 - (x2 << 8)
+        total += x0 + x1 + x2 + x3
+        i += 4
     prm[_START] = 0 - (total << 7)
 
 
@@ -410,24 +420,25 @@ def _dense(p: int, s: int, words, step, out):
             s = int(a >> 8) * ptr32(p)[13] + s
             s = int(a >> 16) * ptr32(p)[14] + s
             s = int(a >> 24) * ptr32(p)[15] + s
-        # The accumulator as a signed 32-bit value.
-        acc = (s + bias[j]) & mask
-        if acc & sign:
-            acc -= wrap
+        # The row's end, in the two register locals: s becomes the accumulator
+        # as a signed 32-bit value, then the unit's output; p holds the shift.
+        s = (s + bias[j]) & mask
+        if s & sign:
+            s -= wrap
         # floor((acc * M + 2^(S-1)) / 2^S) with acc = ah * 2^16 + al, al >= 0:
         # = (ah*M + floor(al*M / 2^16) + 2^(S-17)) >> (S-16), every term and
         # sum below 2^31 (|ah*M| < 2^30, al*M < 2^31, 2^(S-17) <= 2^29).
         m = mult[j]
-        sh = shift[j]
-        v = ((acc >> 16) * m + (((acc & 0xFFFF) * m) >> 16) + (1 << (sh - 17))) >> (sh - 16)
-        v += req_zp
-        if v < lo:
-            v = lo
-        elif v > hi:
-            v = hi
+        p = shift[j]
+        s = ((s >> 16) * m + (((s & 0xFFFF) * m) >> 16) + (1 << (p - 17))) >> (p - 16)
+        s += req_zp
+        if s < lo:
+            s = lo
+        elif s > hi:
+            s = hi
         if flags == _LUT:
-            v = lut[v + 128]
-        y[j] = v
+            s = lut[s + 128]
+        y[j] = s
         d += stride
         j += 1
 
@@ -499,7 +510,7 @@ def run(src, dst, state):
         step = steps[i]
         prm = ptr32(step[5])
         if prm[_KIND] == _DENSE:
-            _operand(a, words, step[5])
+            _operand(0, 0, a, words, step[5])
             _dense(0, 0, words, step, b)
             a, b = b, a
         elif prm[_FLAGS] == _LUT:
