@@ -20,7 +20,7 @@
 # more appears in viper code: such constants are built at run time.
 #
 # Memory: beyond the weights (converted in place) and the float32 biases, a layer
-# keeps 2 bytes per input and per unit (its column shifts and row exponents, in
+# keeps a byte per input and per unit (its column shifts and row exponents, in
 # one bytearray), and a network one scratch bytearray of 8 bytes per unit of its
 # widest layer (the row sums). The input's limbs need no buffer of their own:
 # they are written over the layer's input (high limbs) and output (low limbs)
@@ -59,7 +59,7 @@ def _align(bits: int, top: int, adjust: int) -> int:
 
 
 @micropython.viper
-def _column_shifts(w: ptr32, shifts: ptr16, n_in: int, n_out: int):
+def _column_shifts(w: ptr32, shifts: ptr8, n_in: int, n_out: int):
     # shifts[i]: the power of two that brings column i's largest weight up to the
     # largest weight of the layer. Inputs are scaled down by the same power, so
     # products do not change, but a column of small weights (a feature measured
@@ -85,11 +85,13 @@ def _column_shifts(w: ptr32, shifts: ptr16, n_in: int, n_out: int):
 
 
 @micropython.viper
-def _prepare_rows(w: ptr32, shifts: ptr16, n_in: int, n_out: int):
+def _prepare_rows(w: ptr32, shifts: ptr8, n_in: int, n_out: int):
     # In place: float32 bits -> ((mh + _BIAS) << 16) | ml, aligned per row with
-    # the column shifts applied; the row's largest exponent goes to exps[j],
-    # the halfwords after the n_in shifts.
-    exps = ptr16(int(shifts) + 2 * n_in)
+    # the column shifts applied; the row's largest exponent goes to exps[j], the
+    # bytes after the n_in shifts. It fits a byte: a weight's exponent is at most
+    # its column's, and its column's plus the column's shift is the layer's, so
+    # e + shifts[i] <= 254 (finite weights only: the loader has checked).
+    exps = ptr8(int(shifts) + n_in)
     k = 0
     j = 0
     while j < n_out:
@@ -181,8 +183,8 @@ def Workspace(width):
 
 def prepare(layer):
     """Convert ``layer``'s float weights in place. Keeps, as ``layer.scales``,
-    the column shifts then the row exponents: halfwords (both are below 512)."""
-    layer.scales = bytearray(2 * (layer.inputs + layer.units))
+    the column shifts then the row exponents, a byte each."""
+    layer.scales = bytearray(layer.inputs + layer.units)
     _column_shifts(layer.weights, layer.scales, layer.inputs, layer.units)
     _prepare_rows(layer.weights, layer.scales, layer.inputs, layer.units)
 
@@ -234,7 +236,7 @@ def dense(src, dst, state):
     x = ptr32(src)
     hi = x  # hi[i] is written just after x[i] is read, and x[i] is not read again
     lo = ptr32(dst)
-    shifts = ptr16(state[1])
+    shifts = ptr8(state[1])
     out = ptr32(state[2])
     n_in = int(state[4])
     n_out = int(state[5])
@@ -288,7 +290,7 @@ def dense(src, dst, state):
     # + bias[j], in integers: both terms as 30-bit mantissas, the smaller one
     # shifted to the larger's exponent with rounding, added, rounded to 24 bits.
     # No float object is made, so this allocates nothing.
-    exps = ptr16(int(shifts) + 2 * n_in)
+    exps = ptr8(int(shifts) + n_in)
     bias = ptr32(state[3])
     y = ptr32(dst)
     relu = int(state[7])

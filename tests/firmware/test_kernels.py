@@ -129,3 +129,23 @@ def test_fused_relu_matches_the_reference_kernel_on_every_input(run_mpy, tmp_pat
     np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
     assert np.all(fast[~np.isnan(fast)] >= 0)
     np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=1e-30)
+
+
+def test_columns_of_every_magnitude_keep_their_bits(run_mpy, tmp_path):
+    # Column shifts and row exponents near their limits (254 at most, a byte each):
+    # one magnitude of weights per column, from near the smallest normal float32 to
+    # near the largest, against inputs that bring every product to about 1 (all
+    # normal numbers: bfp reads denormals as zero, by design).
+    rng = np.random.default_rng(17)
+    scales = np.array([4e-38, 1e-20, 1e-3, 1.0, 1e3, 1e20, 3e38], F32)
+    w = (rng.uniform(0.5, 1.0, (5, scales.size)) * rng.choice([-1, 1], (5, scales.size)) * scales).astype(F32)
+    w[2, 3] = 0.0  # a zero weight among them
+    x = np.vstack([1.0 / scales, rng.uniform(0.5, 1, scales.size) * rng.choice([-1, 1], scales.size) / scales,
+                   np.ones(scales.size)]).astype(F32)
+    x[:2, -1] = 4.5 / scales[-1]  # above the smallest normal float32
+    x[2, -1] = 0.0  # no overflow in the last row
+    b = rng.normal(0, 1, 5).astype(F32)
+    got = board_predict(run_mpy, tmp_path, {"m": (_layer_doc(w, b), x)}, kernel="bfp")["m"]
+    exact = _exact(w, b, x)
+    assert np.all(np.isfinite(got)) and np.all(np.isfinite(exact))
+    assert np.all(np.abs(got - exact) <= _bound(w, b, x))
