@@ -510,21 +510,35 @@ def cmd_demo(args):
         if not args.json:
             print("board: MicroPython %s on %s, %d bytes of heap free\n"
                   % (board.info["micropython"], board.info["machine"], board.info["mem_free"]))
-        for case, test, full in demo.run(board):
-            rows = []
-            for what, r in (("held-out test rows", test), ("all rows", full)):
-                args_plot = Path(args.plot) / ("%s-%s.png" % (case.name, "test" if r is test else "all")) if args.plot else None
-                if args_plot:
-                    args_plot.parent.mkdir(parents=True, exist_ok=True)
-                rows.append(_report(_Plot(args, args_plot), r, title="%s on %s (%s)" % (case.name, what, r.samples.path)))
-            done.append({"model": case.name, "paper": case.paper, "test": rows[0], "all": rows[1]})
+        for case, runs in demo.run(board):
+            entry = {"model": case.name, "paper": case.paper}
+            for dtype, (test, full) in runs.items():
+                name = case.name if dtype == "float32" else case.name + "_int8"
+                rows = []
+                for what, r in (("held-out test rows", test), ("all rows", full)):
+                    args_plot = Path(args.plot) / ("%s-%s.png" % (name, "test" if r is test else "all")) if args.plot else None
+                    if args_plot:
+                        args_plot.parent.mkdir(parents=True, exist_ok=True)
+                    rows.append(_report(_Plot(args, args_plot), r, title="%s on %s (%s)" % (name, what, r.samples.path)))
+                key = "" if dtype == "float32" else "int8_"
+                entry[key + "test"], entry[key + "all"] = rows
+            float_full, int8_full = runs["float32"][1], runs["int8"][1]
+            entry["int8_agreement"] = evaluate.compare(float_full, int8_full)
+            done.append(entry)
     if args.json:
         print(json.dumps(done, indent=1))
         return 0
     print("summary (computed from the board's answers)")
-    print("  %-6s %-22s %-22s %s" % ("model", "held-out accuracy", "all rows", "paper reports"))
+    print("  %-6s %-22s %-22s %-24s %s" % ("model", "held-out accuracy", "all rows", "int8: held-out, all",
+                                          "paper reports"))
     for d in done:
-        print("  %-6s %-22s %-22s %s" % (d["model"], _accuracy(d["test"]), _accuracy(d["all"]), d["paper"]))
+        print("  %-6s %-22s %-22s %-24s %s" % (d["model"], _accuracy(d["test"]), _accuracy(d["all"]),
+                                              "%.1f %%, %.1f %%" % (100 * d["int8_test"]["accuracy"],
+                                                                    100 * d["int8_all"]["accuracy"]),
+                                              d["paper"]))
+    print("\nint8 decisions agree with float32 on: %s" % ", ".join(
+        "%s %d/%d rows" % (d["model"], d["int8_agreement"]["decisions_agree"], d["int8_agreement"]["rows"])
+        for d in done))
     return 0
 
 

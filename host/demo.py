@@ -40,18 +40,22 @@ def load_samples(files, model):
 
 
 def run(board, progress=None):
-    """Upload and evaluate every case; returns [(case, test run, full run)]."""
+    """Upload and evaluate every case, as float32 and as int8 (models/NAME_int8.json);
+    returns [(case, {"float32": (test run, full run), "int8": (test run, full run)})]."""
     results = []
     for case in CASES:
-        doc = model_doc.read(models_dir() / (case.name + ".json"))
-        board.upload(model_doc.pack(doc), case.name)
-        model = board.model()
-        runs = []
-        for files in ((case.test,), case.full):
-            samples = load_samples(files, model)
-            r = evaluate.stream(board, samples, model, progress)
-            if r.error:
-                raise r.error
-            runs.append(r)
-        results.append((case, runs[0], runs[1]))
+        runs = {}
+        for dtype, name in (("float32", case.name), ("int8", case.name + "_int8")):
+            doc = model_doc.read(models_dir() / (name + ".json"))
+            board.upload(model_doc.pack(doc), name)
+            model = board.model()
+            pair = []
+            for files in ((case.test,), case.full):
+                samples = load_samples(files, model)
+                r = evaluate.stream(board, samples, model, progress)
+                if r.error:
+                    raise r.error
+                pair.append(r)
+            runs[dtype] = tuple(pair)
+        results.append((case, runs))
     return results

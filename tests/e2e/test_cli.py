@@ -136,3 +136,7 @@ def test_demo_reports_the_accuracies_of_models_readme(tmp_path):
         assert results[name]["test"]["confusion_matrix"] == model["test_confusion_matrix"], name
         assert results[name]["test"]["accuracy"] == pytest.approx(model["test_accuracy"], abs=5e-5)
     assert results["iris3"]["all"]["samples"] == 150 and results["iris6"]["all"]["samples"] == 100
+    for name, r in results.items():  # the int8 twins, on the same rows, decide as the float nets
+        assert r["int8_all"]["samples"] == r["all"]["samples"]
+        assert r["int8_agreement"]["rows"] == r["all"]["samples"]
+        assert r["int8_agreement"]["decisions_agree"] >= r["all"]["samples"] - 1, name
