@@ -125,3 +125,19 @@ def test_a_person_at_the_repl_loads_the_stored_model(pico):
         assert b"-> virginica" in t.read_until(b"-> virginica", 5)
         t.write(b"net.summary()\r")
         assert b"Total params: 26 " in t.read_until(b"bytes as float32", 5)
+
+
+def test_an_int8_model_serves_the_same_commands_bit_for_bit(board):
+    from anne_host import quantize
+
+    rng = np.random.default_rng(8)
+    doc = quantize.quantize(_doc("tiny8"), rng.normal(size=(300, 4)), name="tiny8")
+    board.upload(model_doc.pack(doc), "tiny8")
+    assert board.model()["dtype"] == "int8" and board.hello()["dtype"] == "int8"
+    assert {"name": "tiny8", "dtype": "int8"}.items() <= board.list_models()[-1].items()
+    x = np.vstack([rng.normal(size=(600, 4)), [[0, 0, 0, 0], [1e30, -1e30, np.inf, np.nan]]]).astype(np.float32)
+    _, expected = quantize.run_int8(doc, x)
+    y, classes, _ = board.infer(x[0])
+    assert y == expected[0].tolist() and classes == int(expected[0].argmax())
+    got = np.vstack([out for out, _, _ in board.batch(x, 3)])
+    np.testing.assert_array_equal(got, expected)  # the batch path too, every bit

@@ -11,9 +11,9 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 
 @pytest.fixture
 def flash(tmp_path):
-    """A folder laid out like the board's flash, with iris6 and iris3 stored."""
+    """A folder laid out like the board's flash, with iris6 and iris3 stored, and their int8 twins."""
     (tmp_path / "models").mkdir()
-    for name in ("iris6", "iris3"):
+    for name in ("iris6", "iris3", "iris6_int8", "iris3_int8"):
         blob = model_doc.pack(model_doc.read(MODELS / (name + ".json")))
         (tmp_path / "models" / (name + ".anne")).write_bytes(blob)
     return tmp_path
@@ -50,3 +50,22 @@ def test_names_are_names_not_paths(run_any, flash):
     out = run_any("import anne\nfor n in ('', '.hidden', 'a'*33, 'x\\\\y', 'a b'):\n"
                   " try:\n  anne.load(n)\n except ValueError as e:\n  print('refused', e)", cwd=flash)
     assert out.count("refused") == 5
+
+
+def test_an_int8_model_loads_and_answers_like_the_host_reference(run_any, flash):
+    from anne_host import quantize
+
+    rows = [[5.9, 3.0, 5.1, 1.8], [5.7, 2.8, 4.1, 1.3], [5.1, 3.5, 1.4, 0.2], [6.3, 2.5, 5.0, 1.9]]
+    out = run_any.json(
+        "import anne, json\n"
+        "net = anne.load('iris3_int8')\n"
+        "print(json.dumps([net.dtype, net.kernel] + [[net.predict(x), net.predict_class(x)] for x in %r]))" % rows,
+        cwd=flash)
+    doc = model_doc.read(MODELS / "iris3_int8.json")
+    _, expected = quantize.run_int8(doc, rows)
+    assert out[0] == "int8" and out[1] in ("int8", "int8-reference")  # viper on the board, the spec on CPython
+    for (y, label), want in zip(out[2:], expected):
+        assert y == want.tolist()  # bit for bit: the board runs the spec's integers
+        assert label == doc["labels"][int(want.argmax())]
+    summary = run_any("import anne\nanne.load('iris6_int8').summary()", cwd=flash)
+    assert "int8" in summary and "Total params: 26 (26 bytes as int8)" in summary
