@@ -269,6 +269,7 @@ CASES = {
     "softmax out": ((7, 12, 4), (1, 2)),
     "softmax layer": ((3, 6), (0, ("act", 2))),
     "one unit": ((1, 1, 1), (0, 1)),
+    "activations only": ((6,), (("act", 1), ("act", 2))),
 }
 
 
