@@ -35,6 +35,7 @@ _MAX_REPEAT = const(100000)
 # plus at most 48 bytes of keys, headers and id.
 _BATCH_KEYS = const(48)
 _BATCH_ROOM = const(4096 - _BATCH_KEYS)
+_REQUEST_ROOM = const(512)  # heap a request takes while it is decoded and answered, beyond its reply
 _BIN = (bytes, memoryview)
 
 
@@ -127,6 +128,14 @@ def _check_meta(name, meta):
         raise Refused("bad_model", "%s: 'threshold' must be a number" % name)
 
 
+def _serving_room(net):
+    # The heap a request to ``net`` needs once it is loaded: the largest reply (a
+    # batch of as many samples as one request frame holds) and the decoded request.
+    rows = (framing.MAX_BODY - 32) // (4 * net.inputs)
+    reply = framing.HEADER_SIZE + _BATCH_KEYS + rows * (4 * net.outputs + 5) + framing.TRAILER_SIZE
+    return min(reply, framing.MAX_FRAME) + _REQUEST_ROOM
+
+
 def _weights_bytes(layers):
     # Heap the model's arrays need: what decides whether a model fits.
     return sum(modelfile.array_bytes(layer) for layer in layers)
@@ -145,8 +154,10 @@ def _stored_dtype(name):
 
 
 def _verify(path, name):
-    """(layers without arrays, checksum) of an uploaded file, checked completely
-    (format, shapes, finite weights, metadata, CRC) without loading its weights."""
+    """(heap bytes its arrays need, checksum) of an uploaded file, checked completely
+    (format, shapes, finite weights, metadata, CRC) without loading its weights.
+    Only numbers come back: a reference to the verified layers left in the caller's
+    frame would keep them alive through the load, in the middle of the free heap."""
     with open(path, "rb") as f:
         try:
             meta, layers = modelfile.load(f, keep=False)
@@ -154,7 +165,7 @@ def _verify(path, name):
             raise Refused("bad_model", str(e))
         checksum = _trailer(f)
     _check_meta(name, meta)
-    return layers, checksum
+    return _weights_bytes(layers), checksum
 
 
 def _prepare_store():
@@ -225,6 +236,9 @@ class Service:
         except ValueError as e:  # an activation or kernel this firmware does not have
             raise Refused("bad_model", "%s: %s" % (name, e))
         net.name = name  # the store name is the identity on the board
+        # A model that loads but leaves no room to answer requests does not fit:
+        # MemoryError here, as for its arrays (the block is garbage at once).
+        bytearray(_serving_room(net))
         return net, checksum
 
     def _drop_active(self):
@@ -286,10 +300,9 @@ class Service:
             return False
         return True
 
-    def _check_fits(self, name, layers):
+    def _check_fits(self, name, need):
         # Refused at once: a model whose weights exceed the heap even without the active model.
         gc.collect()
-        need = _weights_bytes(layers)
         room = gc.mem_free() + (_weights_bytes(self.net.layers) if self.net else 0)
         if need > room:
             raise Refused("no_memory", "model %s needs %d bytes of heap for its weights; this board "
@@ -391,11 +404,10 @@ class Service:
         try:
             if received != size:
                 raise Refused("incomplete", "received %d of %d bytes" % (received, size))
-            layers, stored = _verify(_UPLOAD, name)
+            need, stored = _verify(_UPLOAD, name)
             if stored != checksum:
                 raise Refused("bad_checksum", "model checksum %08x, announced %08x" % (stored, checksum))
-            self._check_fits(name, layers)
-            layers = None  # the heap is the new model's now
+            self._check_fits(name, need)
             # The stored file of the active model is the active model: replacing it activates.
             if activate or (self.net and self.net.name == name):
                 self._activate(name, _UPLOAD)

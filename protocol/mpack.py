@@ -23,30 +23,18 @@ from struct import pack_into, unpack_from
 # few levels deep; the limit keeps recursion on the board's small C stack bounded.
 MAX_DEPTH = 16
 
-# Typed encodings: (struct format of type byte + value, total size, type byte).
-_U8, _U16, _U32, _U64 = (">BB", 2, 0xCC), (">BH", 3, 0xCD), (">BI", 5, 0xCE), (">BQ", 9, 0xCF)
-_I8, _I16, _I32, _I64 = (">Bb", 2, 0xD0), (">Bh", 3, 0xD1), (">Bi", 5, 0xD2), (">Bq", 9, 0xD3)
-_F64 = (">Bd", 9, 0xCB)
-# Length prefixes: (fix type byte, fix limit, 8-bit, 16-bit, 32-bit encodings).
-_STR_HEAD = (0xA0, 32, (">BB", 2, 0xD9), (">BH", 3, 0xDA), (">BI", 5, 0xDB))
-_BIN_HEAD = (0, 0, (">BB", 2, 0xC4), (">BH", 3, 0xC5), (">BI", 5, 0xC6))
-_ARRAY_HEAD = (0x90, 16, None, (">BH", 3, 0xDC), (">BI", 5, 0xDD))
-_MAP_HEAD = (0x80, 16, None, (">BH", 3, 0xDE), (">BI", 5, 0xDF))
-
-# Decoding. Fixed-size numbers: type byte -> (format, size).
-_NUMBERS = {
-    0xCA: (">f", 4), 0xCB: (">d", 8),
-    0xCC: (">B", 1), 0xCD: (">H", 2), 0xCE: (">I", 4), 0xCF: (">Q", 8),
-    0xD0: (">b", 1), 0xD1: (">h", 2), 0xD2: (">i", 4), 0xD3: (">q", 8),
-}
+# Tables are kept few and small: on the board every tuple and dict entry is heap.
+# A type byte and a big-endian value, for struct: uint 8/16/32/64 (type bytes
+# 0xcc-0xcf) then int 8/16/32/64 (0xd0-0xd3), entry k for a value of 1 << (k & 3)
+# bytes. Lengths use the first three.
+_TYPED = (">BB", ">BH", ">BI", ">BQ", ">Bb", ">Bh", ">Bi", ">Bq")
+# Length prefixes: fix type byte, fix limit, then the type bytes of the 8-, 16- and
+# 32-bit lengths (0: no such form).
+_STR_HEAD = b"\xa0\x20\xd9\xda\xdb"
+_BIN_HEAD = b"\x00\x00\xc4\xc5\xc6"
+_ARRAY_HEAD = b"\x90\x10\x00\xdc\xdd"
+_MAP_HEAD = b"\x80\x10\x00\xde\xdf"
 _BIN, _STR, _ARRAY, _MAP = 0, 1, 2, 3
-# Sized types: type byte -> (kind, format of the length, its size).
-_SIZED = {
-    0xC4: (_BIN, ">B", 1), 0xC5: (_BIN, ">H", 2), 0xC6: (_BIN, ">I", 4),
-    0xD9: (_STR, ">B", 1), 0xDA: (_STR, ">H", 2), 0xDB: (_STR, ">I", 4),
-    0xDC: (_ARRAY, ">H", 2), 0xDD: (_ARRAY, ">I", 4),
-    0xDE: (_MAP, ">H", 2), 0xDF: (_MAP, ">I", 4),
-}
 
 # Type tuples built once: a tuple written inside isinstance() is allocated per call.
 _KEY_TYPES = (str, int)
@@ -98,9 +86,10 @@ class Packer:
         at = self.room(1)
         self.buf[at] = value
 
-    def typed(self, spec, value):
-        at = self.room(spec[1])
-        pack_into(spec[0], self.buf, at, spec[2], value)
+    def typed(self, code, k, value):
+        # Type byte ``code``, then ``value`` as _TYPED[k] says.
+        at = self.room(1 + (1 << (k & 3)))
+        pack_into(_TYPED[k], self.buf, at, code, value)
 
     def raw(self, data):
         at = self.room(len(data))
@@ -110,11 +99,11 @@ class Packer:
         if n < spec[1]:
             self.byte(spec[0] | n)
         elif n < 0x100 and spec[2]:
-            self.typed(spec[2], n)
+            self.typed(spec[2], 0, n)
         elif n < 0x10000:
-            self.typed(spec[3], n)
+            self.typed(spec[3], 1, n)
         elif n < 0x100000000:
-            self.typed(spec[4], n)
+            self.typed(spec[4], 2, n)
         else:
             raise ValueError("mpack: length %d does not fit msgpack" % n)
 
@@ -124,19 +113,19 @@ class Packer:
             self.byte(n & 0xFF)  # positive or negative fixint
         elif n >= 0:
             if n < 0x10000:
-                self.typed(_U8 if n < 0x100 else _U16, n)
+                k = 0 if n < 0x100 else 1
             elif n < 0x100000000:
-                self.typed(_U32, n)
+                k = 2
             elif n < 0x10000000000000000:
-                self.typed(_U64, n)
+                k = 3
             else:
                 raise ValueError("mpack: int %d is above the msgpack range (2**64-1)" % n)
-        elif n >= -0x8000:
-            self.typed(_I8 if n >= -0x80 else _I16, n)
+            self.typed(0xCC + k, k, n)
         elif n >= -0x80000000:
-            self.typed(_I32, n)
+            k = 4 if n >= -0x80 else (5 if n >= -0x8000 else 6)
+            self.typed(0xCC + k, k, n)
         elif n >= -0x8000000000000000:
-            self.typed(_I64, n)
+            self.typed(0xD3, 7, n)
         else:
             raise ValueError("mpack: int %d is below the msgpack range (-2**63)" % n)
 
@@ -157,7 +146,8 @@ class Packer:
         elif isinstance(obj, int):
             self.int(obj)
         elif isinstance(obj, float):
-            self.typed(_F64, obj)
+            at = self.room(9)
+            pack_into(">Bd", self.buf, at, 0xCB, obj)
         elif isinstance(obj, str):
             obj = obj.encode("utf-8")
             self.head(len(obj), _STR_HEAD)
@@ -249,23 +239,35 @@ class _Reader:
             return False
         if code == 0xC3:
             return True
-        if code in _NUMBERS:
-            return self.number(_NUMBERS[code])
+        if 0xCA <= code <= 0xD3:
+            return self.number(code)
         return self.sized(code, depth)
 
-    def number(self, spec):
-        return unpack_from(spec[0], self.mv, self.take(spec[1]))[0]
+    def number(self, code):
+        if code == 0xCA:
+            return unpack_from(">f", self.mv, self.take(4))[0]
+        if code == 0xCB:
+            return unpack_from(">d", self.mv, self.take(8))[0]
+        k = code - 0xCC
+        # Read with its type byte, the byte before the value: one table for both ways.
+        return unpack_from(_TYPED[k], self.mv, self.take(1 << (k & 3)) - 1)[1]
 
     def sized(self, code, depth):
-        spec = _SIZED.get(code)
-        if spec is None:  # 0xc1, ext 0xc7-0xc9, fixext 0xd4-0xd8 (timestamps too)
+        # bin 8/16/32, str 8/16/32, array 16/32, map 16/32: kind, then k (_TYPED) of the length.
+        if 0xC4 <= code <= 0xC6:
+            kind, k = _BIN, code - 0xC4
+        elif 0xD9 <= code <= 0xDB:
+            kind, k = _STR, code - 0xD9
+        elif 0xDC <= code <= 0xDF:
+            kind, k = _ARRAY if code < 0xDE else _MAP, 1 + (code & 1)
+        else:  # 0xc1, ext 0xc7-0xc9, fixext 0xd4-0xd8 (timestamps too)
             raise ValueError("mpack: unsupported type byte 0x%02x at offset %d" % (code, self.pos - 1))
-        n = unpack_from(spec[1], self.mv, self.take(spec[2]))[0]
-        if spec[0] == _STR:
+        n = unpack_from(_TYPED[k], self.mv, self.take(1 << k) - 1)[1]
+        if kind == _STR:
             return self.read_str(n)
-        if spec[0] == _ARRAY:
+        if kind == _ARRAY:
             return self.read_array(n, depth)
-        if spec[0] == _MAP:
+        if kind == _MAP:
             return self.read_map(n, depth)
         view = self.mv[self.take(n):self.pos]
         return view if self.bin_view else bytes(view)
