@@ -21,10 +21,11 @@
 #
 # Memory: beyond the weights (converted in place) and the float32 biases, a layer
 # keeps a byte per input and per unit (its column shifts and row exponents, in
-# one bytearray), and a network one scratch bytearray of 8 bytes per unit of its
-# widest layer (the row sums). The input's limbs need no buffer of their own:
-# they are written over the layer's input (high limbs) and output (low limbs)
-# buffers, whose contents the engine no longer needs while a layer runs.
+# one bytearray), and a network one small scratch bytearray: the sums of a block
+# of _BLOCK rows at a time, each converted to float32 before the next block. The
+# input's limbs mostly need no buffer of their own: the high limbs are written
+# over the input itself, the low limbs (halfwords) where the engine's two
+# activation buffers have room beyond this layer's input or output (see bind).
 
 import micropython
 from micropython import const
@@ -34,6 +35,7 @@ _LIMB = const(13)  # m = mh * 2^13 + ml, |m| <= 2^26
 _BIAS = const(8192)  # added to mh so that a stored weight word is positive
 _PASS = const(15)  # inputs per pass: 15 * 2^27 < 2^31
 _NO_EXPONENT = const(-1000)  # the top exponent of an all-zero vector
+_BLOCK = const(32)  # rows summed per call of _dot_rows, then converted
 _INF = float("inf")
 _NAN = float("nan")
 
@@ -121,7 +123,7 @@ def _prepare_rows(w: ptr32, shifts: ptr8, n_in: int, n_out: int):
 
 
 @micropython.viper
-def _dot_rows(word: int, n: int, w: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, out: ptr32, n_in: int, n_out: int):
+def _dot_rows(word: int, n: int, w: ptr32, hi: ptr32, lo: ptr16, bias: ptr32, out: ptr32, n_in: int, n_out: int):
     # For every row j: out[2j] * 2^24 + out[2j+1] = sum(m * n) / 2^13, summed
     # exactly but for the ml*nl terms (below 2^-26 of the largest product each):
     # passes of _PASS inputs in 32-bit words, each folded into a two-word total.
@@ -148,7 +150,7 @@ def _dot_rows(word: int, n: int, w: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, ou
                 n = _PASS
             wr = ptr32(int(w) + 4 * (row + start))
             hp = ptr32(int(hi) + 4 * start)
-            lp = ptr32(int(lo) + 4 * start)
+            lp = ptr16(int(lo) + 2 * start)
             start += n
             hh = 0
             mid = 0
@@ -175,10 +177,16 @@ def _dot_rows(word: int, n: int, w: ptr32, hi: ptr32, lo: ptr32, bias: ptr32, ou
         j += 1
 
 
+def _scratch_words(width):
+    # A block's row sums (2 words per row), then the passes' bias sums (2 words per pass).
+    return 2 * _BLOCK + 2 * (width // _PASS + 1)
+
+
 def Workspace(width):
-    """The scratch words of one network, sized for its widest layer: a layer's
-    row sums (2 words per unit), then its passes' bias sums (2 words per pass)."""
-    return bytearray(4 * (2 * width + 2 * (width // _PASS + 1)))
+    """The scratch of a network whose widest layer has ``width`` units: [a
+    bytearray, width]. bind() enlarges the bytearray for a layer whose input's
+    low limbs fit neither activation buffer."""
+    return [bytearray(4 * _scratch_words(width)), width]
 
 
 def prepare(layer):
@@ -221,8 +229,21 @@ def bind(layer, ws, relu=False):
     tuple holds everything once, so a call looks nothing up and allocates
     nothing. relu=True asks for a following relu to be applied on the way out
     (it is: fused is True)."""
-    state = (layer.weights, layer.scales, ws, layer.bias, layer.inputs, layer.units, layer,
-             1 if relu else 0)
+    # The input's low limbs, a halfword each, go where the layer leaves room in the
+    # engine's buffers (``width`` words each): after its input in src (0), after its
+    # outputs in dst (1), or else after the scratch's sums (2).
+    n_in, n_out, width = layer.inputs, layer.units, ws[1]
+    words = (n_in + 1) // 2
+    if n_in + words <= width:
+        where, at = 0, n_in
+    elif n_out + words <= width:
+        where, at = 1, n_out
+    else:
+        where, at = 2, _scratch_words(width)
+        if len(ws[0]) < 4 * (at + words):
+            ws[0] = bytearray(4 * (at + words))
+    state = (layer.weights, layer.scales, ws, layer.bias, n_in, n_out, layer, 1 if relu else 0,
+             where, at)
     return dense, state, relu
 
 
@@ -231,16 +252,22 @@ def dense(src, dst, state):
     # One layer: split the input into limbs, sum each row (_dot_rows), round
     # each sum plus its bias to float32. Viper throughout, and written as one
     # function, because for small layers calls cost more than arithmetic.
-    # src is overwritten: the input's high limbs replace it, its low limbs go
-    # to dst until the outputs do.
+    # src is overwritten: the input's high limbs replace it; the low limbs go to
+    # the room that bind chose.
     x = ptr32(src)
     hi = x  # hi[i] is written just after x[i] is read, and x[i] is not read again
-    lo = ptr32(dst)
     shifts = ptr8(state[1])
-    out = ptr32(state[2])
+    out = ptr32(state[2][0])
     n_in = int(state[4])
     n_out = int(state[5])
-    sums = ptr32(int(out) + 8 * n_out)
+    sums = ptr32(int(out) + 8 * _BLOCK)
+    y = ptr32(dst)
+    where = int(state[8])
+    lo = ptr16(int(x) + 4 * int(state[9]))
+    if where == 1:
+        lo = ptr16(int(y) + 4 * int(state[9]))
+    elif where == 2:
+        lo = ptr16(int(out) + 4 * int(state[9]))
 
     # The input vector, scaled down by the column shifts, becomes limbs aligned
     # to its largest exponent `top`. sums[2p], sums[2p+1]: what the weights'
@@ -284,15 +311,14 @@ def dense(src, dst, state):
         sums[p + 1] += (m & 8191) * _BIAS + (m >> _LIMB) * 4096
         i += 1
 
-    _dot_rows(0, 0, state[0], hi, lo, sums, out, n_in, n_out)
-
-    # dst[j] = float32 bits of (out[2j] * 2^24 + out[2j+1]) * 2^(exps[j] + scale)
-    # + bias[j], in integers: both terms as 30-bit mantissas, the smaller one
-    # shifted to the larger's exponent with rounding, added, rounded to 24 bits.
-    # No float object is made, so this allocates nothing.
+    # Rows in blocks of _BLOCK: sums (_dot_rows), then for each row j of the block,
+    # dst[j] = float32 bits of (out[2k] * 2^24 + out[2k+1]) * 2^(exps[j] + scale)
+    # + bias[j], k = j - j0, in integers: both terms as 30-bit mantissas, the
+    # smaller one shifted to the larger's exponent with rounding, added, rounded
+    # to 24 bits. No float object is made, so this allocates nothing.
+    w = ptr32(state[0])
     exps = ptr8(int(shifts) + n_in)
     bias = ptr32(state[3])
-    y = ptr32(dst)
     relu = int(state[7])
     scale = top - 300 - 2 * _GUARD + _LIMB
     one = 1
@@ -301,12 +327,18 @@ def dense(src, dst, state):
     sign = one << 31
     wrap = sign << 1  # 2^32 on the host, 0 on the board
     inf = ((one << 8) - 1) << 23  # float32 +inf bits, built at run time (> 2^30)
+    base = 0  # the first row of the block whose sums are in out
+    nxt = 0  # the first row of the next block
     j = 0
     while j < n_out:
-        t_hi = out[2 * j] & mask
+        if j == nxt:
+            base = j
+            nxt = n_out if n_out - j <= _BLOCK else j + _BLOCK
+            _dot_rows(0, 0, ptr32(int(w) + 4 * n_in * j), hi, lo, sums, out, n_in, nxt - j)
+        t_hi = out[2 * (j - base)] & mask
         if t_hi & sign:
             t_hi -= wrap
-        t_lo = out[2 * j + 1]
+        t_lo = out[2 * (j - base) + 1]
         neg = 0
         if t_hi < 0:  # the magnitude of t_hi * 2^24 + t_lo
             neg = 1

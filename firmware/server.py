@@ -57,6 +57,12 @@ class _Link:
             self.have += self.inp.readinto(self.mv[self.have:n]) or 0
 
     def read_first(self):
+        if not self.poll.poll(0):
+            # Nothing waiting: collect now, while idle, so that the next request is
+            # decoded into a clean heap and what it keeps (a model's name) takes the
+            # lowest free blocks, not a place inside the block that a model's weights
+            # need. Requests that are already waiting (pipelined batches) go on at once.
+            gc.collect()
         while not self.inp.readinto(self.first):
             pass
         self.have = 1
@@ -102,16 +108,12 @@ def _next_frame(link, stats):
                 link.used = 8 + n
                 return mv[4:4 + n]
             stats["bad_frames"] += 1
-        _skip(link, stats)
-
-
-def _skip(link, stats):
-    # Drop the byte that looked like a start, and everything up to the next sync byte.
-    i = 1
-    while i < link.have and link.buf[i] != _SYNC0:
-        i += 1
-    stats["garbage_bytes"] += i
-    link.drop(i)
+        # Drop the byte that looked like a start, and everything up to the next sync byte.
+        i = 1
+        while i < link.have and buf[i] != _SYNC0:
+            i += 1
+        stats["garbage_bytes"] += i
+        link.drop(i)
 
 
 def _error(code, message):
@@ -137,17 +139,6 @@ def _decode(body):
     return req
 
 
-def _dispatch(svc, req):
-    cmd = req.get("cmd")
-    if not isinstance(cmd, str):
-        raise service.Refused("bad_request", "field 'cmd' is missing or not a str")
-    # A table lookup, never getattr: only the listed commands can be reached.
-    handler = service.COMMANDS.get(cmd)
-    if handler is None:
-        raise service.Refused("unknown_command", "unknown command %r" % cmd[:40])
-    return handler(svc, req)
-
-
 def _handle(svc, body):
     """(request id, reply): the reply's fields (a dict), or a complete reply frame
     that the handler built itself (batch)."""
@@ -155,7 +146,14 @@ def _handle(svc, body):
     try:
         req = _decode(body)
         request_id = req["id"]
-        reply = _dispatch(svc, req)
+        cmd = req.get("cmd")
+        if not isinstance(cmd, str):
+            raise service.Refused("bad_request", "field 'cmd' is missing or not a str")
+        # A table lookup, never getattr: only the listed commands can be reached.
+        handler = service.COMMANDS.get(cmd)
+        if handler is None:
+            raise service.Refused("unknown_command", "unknown command %r" % cmd[:40])
+        reply = handler(svc, req)
         if isinstance(reply, dict):
             reply["ok"] = True
     except service.Refused as e:
@@ -215,15 +213,19 @@ def _serve_one(link, svc):
 def _settle_heap():
     # A model needs its weights in large contiguous blocks, so the server keeps the
     # high part of the heap in one piece:
-    # - The engine imports its kernel when the first model loads. Importing it now
-    #   (still collecting every KB) puts that code low in the heap instead of
-    #   between a model's arrays.
+    # - The engine imports its kernel when the first model loads, and that model
+    #   and its first inference import a little more (fused activations, the batch
+    #   loop). Importing them now (still collecting every KB) puts that code low in
+    #   the heap instead of between a model's arrays, or nowhere once a large model
+    #   has taken the rest.
     # - Collecting after every 32 KB allocated, rather than when the heap is full,
     #   keeps garbage -- and whatever happens to be alive at a collection, such as
     #   the request being served -- in the low part. Without it, on the virtual Pico,
     #   a freshly uploaded 100x160 layer failed to load with 174 KB free, because the
     #   upload_end request sat in the middle of the largest free block.
     kernels.get(kernels.DEFAULT)
+    if kernels.DEFAULT == "bfp":
+        from . import batch, fast_activations
     if hasattr(gc, "threshold"):  # a MicroPython extension, on by default in its ports
         gc.threshold(_GC_EVERY)
     gc.collect()

@@ -12,7 +12,6 @@ import os
 import struct
 import sys
 import time
-from array import array
 
 from micropython import const
 
@@ -72,12 +71,13 @@ def _name(req):
         raise Refused("bad_name", str(e))
 
 
-def _floats(data, n, what):
-    # Samples travel as little-endian float32 bytes (a msgpack bin).
+def _sample(req, n):
+    # A sample travels as n little-endian float32 (a msgpack bin): its bytes.
+    data = _field(req, "x", _BIN, "bin")
     if len(data) != 4 * n:
-        raise Refused("bad_input", "%s needs %d float32 values (%d bytes), got %d bytes"
-                      % (what, n, 4 * n, len(data)))
-    return struct.unpack("<%df" % n, data)
+        raise Refused("bad_input", "a sample needs %d float32 values (%d bytes), got %d bytes"
+                      % (n, 4 * n, len(data)))
+    return data
 
 
 def _flash_free():
@@ -107,33 +107,32 @@ def _trailer(f):
     return struct.unpack("<I", f.read(4))[0]
 
 
-def _strings(items):
-    if not isinstance(items, list):
-        return False
-    for item in items:
-        if not isinstance(item, str):
-            return False
-    return True
-
-
 def _check_meta(name, meta):
     # The metadata is JSON written by a client: the engine and the replies rely on its types.
     if not isinstance(meta, dict):
         raise Refused("bad_model", "%s: the metadata is not a JSON object" % name)
     for key in ("labels", "features"):
-        if meta.get(key) is not None and not _strings(meta[key]):
+        items = meta.get(key)
+        ok = items is None or isinstance(items, list)
+        for item in items if ok and items else ():
+            ok = ok and isinstance(item, str)
+        if not ok:
             raise Refused("bad_model", "%s: '%s' must be a list of strings" % (name, key))
     threshold = meta.get("threshold", 0.5)
     if not isinstance(threshold, (int, float)) or threshold is True or threshold is False:
         raise Refused("bad_model", "%s: 'threshold' must be a number" % name)
 
 
-def _serving_room(net):
-    # The heap a request to ``net`` needs once it is loaded: the largest reply (a
-    # batch of as many samples as one request frame holds) and the decoded request.
+def _check_room(net):
+    # A model that loads but leaves no room to answer requests does not fit:
+    # MemoryError, as for its arrays. A request to ``net`` needs its largest reply
+    # in one block (a batch of as many samples as one request frame holds), and
+    # some heap for the decoded request.
     rows = (framing.MAX_BODY - 32) // (4 * net.inputs)
     reply = framing.HEADER_SIZE + _BATCH_KEYS + rows * (4 * net.outputs + 5) + framing.TRAILER_SIZE
-    return min(reply, framing.MAX_FRAME) + _REQUEST_ROOM
+    bytearray(min(reply, framing.MAX_FRAME))  # garbage at once
+    if gc.mem_free() < _REQUEST_ROOM:
+        raise MemoryError
 
 
 def _weights_bytes(layers):
@@ -168,16 +167,6 @@ def _verify(path, name):
     return _weights_bytes(layers), checksum
 
 
-def _prepare_store():
-    try:
-        os.mkdir(store.ROOT)
-    except OSError:
-        pass  # it exists
-    # A reset during an upload leaves its temporary file: it is never a model.
-    _remove(_UPLOAD)
-    _remove(_ACTIVE_TMP)
-
-
 class Service:
     def __init__(self):
         self.net = None
@@ -186,7 +175,13 @@ class Service:
         self.running = True
         self.reset_stats()
         self.load_error = None
-        _prepare_store()
+        try:
+            os.mkdir(store.ROOT)
+        except OSError:
+            pass  # it exists
+        # A reset during an upload leaves its temporary file: it is never a model.
+        _remove(_UPLOAD)
+        _remove(_ACTIVE_TMP)
         self._boot_model()
 
     # -- state -------------------------------------------------------------
@@ -236,9 +231,7 @@ class Service:
         except ValueError as e:  # an activation or kernel this firmware does not have
             raise Refused("bad_model", "%s: %s" % (name, e))
         net.name = name  # the store name is the identity on the board
-        # A model that loads but leaves no room to answer requests does not fit:
-        # MemoryError here, as for its arrays (the block is garbage at once).
-        bytearray(_serving_room(net))
+        _check_room(net)
         return net, checksum
 
     def _drop_active(self):
@@ -412,16 +405,13 @@ class Service:
             if activate or (self.net and self.net.name == name):
                 self._activate(name, _UPLOAD)
             else:
-                self._store(name)
+                try:  # atomic: the old file or the new, never half
+                    os.rename(_UPLOAD, store.path(name))
+                except OSError as e:
+                    raise _flash_error(e)
         finally:
             _remove(_UPLOAD)
         return {"name": name, "checksum": checksum}
-
-    def _store(self, name):
-        try:
-            os.rename(_UPLOAD, store.path(name))  # atomic: the old file or the new, never half
-        except OSError as e:
-            raise _flash_error(e)
 
     def _close_upload(self):
         if self.upload:
@@ -444,14 +434,16 @@ class Service:
         return {"deleted": name}
 
     def infer(self, req):
+        # A batch of one: no float object is made (on the board a float is a heap
+        # object), so a model that leaves little heap can still be asked.
         net = self._need_net()
-        x = _floats(_field(req, "x", _BIN, "bin"), net.inputs, "a sample")
-        t0 = time.ticks_us()
-        out = net.forward(x)
-        us = time.ticks_diff(time.ticks_us(), t0)
-        self._count(1, us)
-        y = array("f", out[:net.outputs]) if len(out) != net.outputs else out
-        return {"y": bytes(y), "class": net.decide(out), "us": us}
+        data = _sample(req, net.inputs)
+        y = bytearray(4 * net.outputs)
+        c = bytearray(1)
+        us = net.run_batch(data, 1, y, c, bytearray(4))
+        self.stats["inferences"] += 1
+        self.stats["board_us"] += us
+        return {"y": y, "class": c[0], "us": us}
 
     def batch(self, req):
         net = self._need_net()
@@ -486,12 +478,9 @@ class Service:
         t = p.bin_room(nt)
         frame = memoryview(p.buf)
         total = net.run_batch(data, rows, frame[y:y + ny], frame[c:c + rows], frame[t:t + nt])
-        self._count(rows, total)
+        self.stats["inferences"] += rows
+        self.stats["board_us"] += total
         return framing.seal(frame[:p.n + framing.TRAILER_SIZE])
-
-    def _count(self, n, us):
-        self.stats["inferences"] += n
-        self.stats["board_us"] += us
 
     def bench(self, req):
         net = self._need_net()
@@ -500,7 +489,7 @@ class Service:
             raise Refused("bad_request", "repeat must be a whole number from 1 to %d" % _MAX_REPEAT)
         x = [0.5] * net.inputs
         if "x" in req:
-            x = _floats(_field(req, "x", _BIN, "bin"), net.inputs, "a sample")
+            x = struct.unpack("<%df" % net.inputs, _sample(req, net.inputs))
         gc.collect()
         before = gc.mem_alloc()
         totals = [0] * len(net.layers)

@@ -73,7 +73,8 @@ def _patched_board(tmp_path, module, edits):
     ("server.py", [('"unknown_command", "unknown command', '"unknown", "unknown command')],
      "expected 'unknown_command'"),
     # A reader that skips one byte too many after a damaged frame loses frames.
-    ("server.py", [("    stats[\"garbage_bytes\"] += i\n    link.drop(i)", "    stats[\"garbage_bytes\"] += i\n    link.drop(i + 1 if i < link.have else i)")],
+    ("server.py", [("        stats[\"garbage_bytes\"] += i\n        link.drop(i)",
+                    "        stats[\"garbage_bytes\"] += i\n        link.drop(i + 1 if i < link.have else i)")],
      "garbage"),
 ])
 def test_fuzz_catches_a_broken_board(tmp_path, module, edits, symptom, monkeypatch):
