@@ -73,9 +73,6 @@ class _Link:
             self.mv[0:rest] = self.mv[k:self.have]
         self.have = rest if rest > 0 else 0
 
-    def interrupted(self):
-        return not self.poll.poll(_CTRL_C_QUIET_MS)
-
     def write(self, data):
         mv = memoryview(data)
         try:
@@ -95,7 +92,8 @@ def _next_frame(link, stats):
         if link.have == 0:
             link.read_first()
             if buf[0] != _SYNC0:
-                if buf[0] == _CTRL_C and link.interrupted():
+                # Ctrl-C then silence: a person wants the REPL.
+                if buf[0] == _CTRL_C and not link.poll.poll(_CTRL_C_QUIET_MS):
                     return None
                 stats["garbage_bytes"] += 1
                 link.have = 0

@@ -140,17 +140,6 @@ def _weights_bytes(layers):
     return sum(modelfile.array_bytes(layer) for layer in layers)
 
 
-def _stored_dtype(name):
-    # The number type byte of a stored file's header: cheap enough for a listing.
-    try:
-        with open(store.path(name), "rb") as f:
-            head = f.read(6)
-    except OSError:
-        return None
-    if len(head) < 6 or head[:4] != modelfile.MAGIC or head[5] >= len(modelfile.DTYPES):
-        return None
-    return modelfile.DTYPES[head[5]]
-
 
 def _verify(path, name):
     """(heap bytes its arrays need, checksum) of an uploaded file, checked completely
@@ -217,6 +206,7 @@ class Service:
 
     def _load(self, path, name):
         """(net, checksum) of the model file at ``path``; Refused when it is not one."""
+        gc.collect()  # the arrays are allocated largest first, into a clean heap
         try:
             with open(path, "rb") as f:
                 meta, layers = modelfile.load(f)
@@ -226,11 +216,16 @@ class Service:
         except ValueError as e:
             raise Refused("bad_model", "%s: %s" % (name, e))
         _check_meta(name, meta)
+        # The loader's garbage (a float object per weight it checks) lies among what
+        # it kept: collected first, what the engine keeps takes the lowest free
+        # blocks, and the free heap left after the model stays in few pieces.
+        gc.collect()
         try:
             net = Net(meta, layers)
         except ValueError as e:  # an activation or kernel this firmware does not have
             raise Refused("bad_model", "%s: %s" % (name, e))
         net.name = name  # the store name is the identity on the board
+        gc.collect()
         _check_room(net)
         return net, checksum
 
@@ -332,10 +327,15 @@ class Service:
         models = []
         for name in store.names():
             try:
-                size = os.stat(store.path(name))[6]
+                with open(store.path(name), "rb") as f:
+                    head = f.read(6)  # to the number type byte: cheap enough for a listing
+                    size = f.seek(0, 2)
             except OSError:
                 continue  # removed meanwhile
-            models.append({"name": name, "size": size, "dtype": _stored_dtype(name),
+            dtype = None  # a file that is not a model
+            if len(head) == 6 and head[:4] == modelfile.MAGIC and head[5] < len(modelfile.DTYPES):
+                dtype = modelfile.DTYPES[head[5]]
+            models.append({"name": name, "size": size, "dtype": dtype,
                            "active": bool(self.net and self.net.name == name)})
         return {"models": models}
 
@@ -419,7 +419,12 @@ class Service:
             self.upload = None
 
     def select(self, req):
-        self._activate(_name(req))
+        name = _name(req)
+        # The active model is its stored file (an upload under its name replaces both):
+        # selecting it again loads nothing, and a model too large for two copies
+        # stays active instead of being dropped and loaded again.
+        if not (self.net and self.net.name == name):
+            self._activate(name)
         return self.model(req)
 
     def delete(self, req):

@@ -55,6 +55,7 @@ ROWS = 300  # random inputs per model for the output differences
 FLAT = 10000  # inferences across which heap in use must not grow
 BIG_HEAP = 4 * 1024 * 1024  # for timing a baseline that does not fit the Pico heap
 TARGET_PARAMS = 40000  # the issue's "large model" size
+COMPACT_TARGET = [160, 160, 90]  # 40,250 parameters in narrower layers than the family's
 EVAL_SAMPLES = 3000
 # PLATFORM.md, measured on an RP2040 (MicroPython 1.28, 125 MHz): microseconds per MAC.
 RP2040_US_PER_MAC = [("paper-style list loop", "21-26"),
@@ -202,17 +203,19 @@ class Board:
         spec = self.add("probe", doc, np.zeros((1, doc["inputs"]), np.float32))
         return self.job("probe", spec)[0]["ok"]
 
-    def upload(self, doc, lib, piece=1024):
-        """The server's upload path for ``doc`` in a plain interpreter (anne_bench.upload):
-        free heap and largest free block before the load, whether the model's budget of
-        4.5 B per parameter would fit in ``piece``-byte pieces, and whether it loads."""
+    def server_load(self, doc):
+        """The server's upload path for ``doc`` replayed in a fresh interpreter with the
+        firmware as the virtual Pico holds it (tools/bench/server_replay.py): heap free and
+        its largest free block before upload_end, whether the model loads, and if it
+        does, the load's peak and the heap the model holds (both beyond what was in use
+        before upload_end)."""
         spec = self.add("probe", doc, np.zeros((1, doc["inputs"]), np.float32))
-        flash = Path(tempfile.mkdtemp(dir=self.work))
-        res, printed = self.job("upload", dict(spec, bytes=int(4.5 * params(doc)), piece=piece),
-                                lib=lib, cwd=flash)
-        found = re.search(r"max free sz: (\d+)", printed)
+        flash = Path(tempfile.mkdtemp(dir=self.work))  # the folder standing for the flash
+        code = "import server_replay\nserver_replay.main(%r)" % ({"anne": spec["anne"], "chunk": UPLOAD_CHUNK},)
+        lines = self.run(code, cwd=flash).strip().splitlines()
+        res = json.loads(lines[-1])
+        found = re.search(r"max free sz: (\d+)", "\n".join(lines[:-1]))
         res["max_free_block"] = int(found.group(1)) * res["block"] if found else None
-        res["piece"] = piece
         return res
 
 
@@ -235,6 +238,9 @@ def measure(board, name, doc, x, opts):
     row["baseline_alloc_per_inference"] = mem.get("baseline_alloc_per_inference")
     row["heap_flat"] = {"inferences": mem["flat_n"], "before": mem["flat_before"],
                         "after": mem["flat_after"]}
+    # The same model through the server's upload path (its load peak and heap held).
+    srv = board.server_load(doc)
+    row["server_ok"], row["server_peak"], row["server_held"] = srv["ok"], srv.get("peak"), srv.get("held")
     # Timing: the implementations that fit the Pico heap together, in one process; the
     # rest alone (in a larger heap if they do not fit the Pico heap at all). Never the
     # engine beside the baseline's large lists: every collection the engine's garbage
@@ -333,14 +339,31 @@ def first_with(n_params):
     return h
 
 
-def diagnose(board, h, lib_kind):
-    """Why the server refuses the family's model of size h: the upload path replayed in a
-    plain interpreter with the firmware as .py or .mpy."""
+def diagnose(board, h):
+    """What the server's heap holds for the family's model of size h: its upload path
+    replayed (Board.server_load)."""
     doc = family_doc(h)
-    res = board.upload(doc, board.lib if lib_kind == "py" else board.lib_mpy)
-    res.update(model=doc["name"], params=params(doc), firmware=lib_kind,
+    res = board.server_load(doc)
+    res.update(model=doc["name"], params=params(doc),
                largest_array=4 * max(np.asarray(l["weights"]).size for l in doc["layers"]))
     return res
+
+
+def through_server(client, doc):
+    """Upload ``doc`` to a server holding no model, without activating it, then select it
+    (loading it from the store) and run one inference: whether all of it succeeds, and
+    the heap free after."""
+    _free_without_model(client)
+    out = {"name": doc["name"], "params": params(doc)}
+    try:
+        client.upload(model_doc.pack(doc), "target", activate=False)
+        client.select("target")
+        client.infer(np.zeros(doc["inputs"], np.float32))
+    except BoardError as e:
+        out.update(ok=False, error=str(e))
+        return out
+    out.update(ok=True, mem_free=client.hello()["mem_free"])
+    return out
 
 
 # --- once per run ----------------------------------------------------------------------------
@@ -448,9 +471,10 @@ def eval_rate(client, vpico, repeats):
     samples = _tiled(iris, EVAL_SAMPLES)
     _stream(client, counter, samples, model, vpico.proc.pid)  # warm-up: first-call costs
     runs = sorted((_stream(client, counter, samples, model, vpico.proc.pid) for _ in range(repeats)),
-                  key=lambda r: r["samples_per_s"])
-    out = runs[len(runs) // 2]  # the median run
+                  key=lambda r: r["samples_per_s"] / r["board_samples_per_s"])
+    out = runs[len(runs) // 2]  # the median run, by its fraction of the board-only rate
     out["runs"] = len(runs)
+    out["fractions"] = [r["samples_per_s"] / r["board_samples_per_s"] for r in runs]
     out["fraction_of_board_rate"] = out["samples_per_s"] / out["board_samples_per_s"]
     # Where the time goes, from a stream ten times longer: the board process's CPU time per
     # sample is its inference plus the server's own work (frames, decoding, replies); with
@@ -492,8 +516,10 @@ def upload_rate(client, doc):
 
 def end_to_end(work, opts):
     """Through the serial protocol, against virtual Picos with the Pico's heap: the eval
-    rate, the largest model the server accepts (firmware as .py, as the virtual Pico runs
-    it; and as .mpy, as deploy installs it on a board), and the upload rate."""
+    rate, the largest model the server accepts, whether a model of TARGET_PARAMS loads and
+    runs there, and the upload rate -- with the firmware as the virtual Pico installs it
+    (.mpy, as deploy installs it on a board); and the largest model again with the
+    firmware as .py sources, which the board compiles when it imports them."""
     saved = {k: os.environ.get(k) for k in ("ANNE_HEAP", "ANNE_SIM_DIR")}
     os.environ["ANNE_HEAP"] = str(unixport.PICO_HEAP)
     os.environ["ANNE_SIM_DIR"] = str(work / "sim")  # a private flash, not the user's
@@ -510,17 +536,19 @@ def end_to_end(work, opts):
 def _end_to_end(work, opts):
     out = {}
     with Client.open("sim") as client:
+        out["firmware"] = client.vpico.firmware
         out["eval"] = eval_rate(client, client.vpico, opts.eval_runs)
         out["largest_h"] = largest_on_server(client, opts.step)
+        out["target"] = [through_server(client, family_doc(first_with(TARGET_PARAMS))),
+                         through_server(client, dense_doc("-".join(map(str, COMPACT_TARGET)),
+                                                          COMPACT_TARGET, np.random.default_rng(1)))]
         out["upload"] = upload_rate(client, family_doc(out["largest_h"]))
-        out["server_free_py"] = _free_without_model(client)
-    flash = work / "sim_mpy"
-    deploy.compile_all(flash / "lib", "x64")
-    vpico = VirtualPico(flash, flash_firmware=False).start()  # boots the deployed .mpy files
+        out["server_free"] = _free_without_model(client)
+    vpico = VirtualPico(work / "sim_py", compiled=False).start()  # the sources, compiled on import
     try:
         with Client.open(vpico.port) as client:
-            out["largest_h_mpy"] = largest_on_server(client, opts.step)
-            out["server_free_mpy"] = _free_without_model(client)
+            out["largest_h_py"] = largest_on_server(client, opts.step)
+            out["server_free_py"] = _free_without_model(client)
     finally:
         vpico.stop()
     return out
@@ -535,8 +563,8 @@ def _num(v, fmt="{:,.0f}"):
 def table(rows):
     head = ["model", "params", "baseline µs", "engine µs", "speed ratio", "reference µs",
             "heap held B baseline", "heap held B engine", "B/param baseline", "B/param engine",
-            "load peak B baseline", "load peak B engine", "max diff baseline/engine",
-            "max diff engine/reference"]
+            "load peak B baseline", "load peak B engine", "load peak B server",
+            "max diff baseline/engine", "max diff engine/reference"]
     body = []
     for r in rows:
         p = r["params"]
@@ -547,6 +575,7 @@ def table(rows):
             _num(r["baseline_held"]), _num(r["engine_held"]),
             _num(r["baseline_held"] and r["baseline_held"] / p, "{:.1f}"), "%.2f" % (r["engine_held"] / p),
             _num(r["baseline_peak"]), _num(r["engine_peak"]),
+            _num(r.get("server_peak")) if r.get("server_ok", True) else "refused",
             "%.1e" % r["diff_baseline_engine"], "%.1e" % r["diff_engine_reference"],
         ])
     return head, body
@@ -577,10 +606,13 @@ def report(result, md=False):
     for r in result["models"]:
         f = r["heap_flat"]
         out.append("- %s: %s MACs; engine %.2f ns/MAC, baseline %.0f ns/MAC; engine load peak = weights "
-                   "+ %s B; heap in use before/after %s inferences %s / %s B; allocated per inference: "
-                   "engine %s B, baseline %s B; decisions that differ: %d of %d" % (
+                   "+ %s B (anne.load), %s through the server; heap in use before/after %s inferences "
+                   "%s / %s B; allocated per inference: engine %s B, baseline %s B; decisions that differ: "
+                   "%d of %d" % (
                        r["model"], "{:,}".format(r["macs"]), r["engine_ns_per_mac"], r["baseline_ns_per_mac"],
                        "{:,}".format(r["engine_peak"] - r["weight_bytes"]),
+                       "+ {:,} B".format(r["server_peak"] - r["weight_bytes"]) if r.get("server_peak")
+                       else "refused",
                        "{:,}".format(f["inferences"]), "{:,}".format(f["before"]), "{:,}".format(f["after"]),
                        "{:,.0f}".format(r["engine_alloc_per_inference"]),
                        "-" if r["baseline_alloc_per_inference"] is None
@@ -604,27 +636,33 @@ def report(result, md=False):
     lg = result["largest"]
     out.append("largest 64-h-h/2-10 net in the Pico heap: %s (%s parameters) with anne.load at the "
                "REPL (firmware .mpy, no server)" % (lg["repl"]["name"], "{:,}".format(lg["repl"]["params"])))
-    if "server_py" in lg:
+    if "server" in lg:
         out.append("  through the virtual Pico's server (upload and activate): %s (%s parameters) with "
-                   "the firmware as .py, as the virtual Pico runs it; %s (%s) as .mpy, as deployed; "
-                   "free heap on the server without a model: %s B (.py), %s B (.mpy)" % (
+                   "the firmware as .mpy (as the virtual Pico installs it, like deploy); %s (%s) as .py "
+                   "sources; free heap on the server without a model: %s B (.mpy), %s B (.py)" % (
+                       lg["server"]["name"], "{:,}".format(lg["server"]["params"]),
                        lg["server_py"]["name"], "{:,}".format(lg["server_py"]["params"]),
-                       lg["server_mpy"]["name"], "{:,}".format(lg["server_mpy"]["params"]),
-                       "{:,}".format(lg["server_free_py"]), "{:,}".format(lg["server_free_mpy"])))
+                       "{:,}".format(lg["server_free"]), "{:,}".format(lg["server_free_py"])))
+    for t in lg.get("through_server", []):
+        out.append("  %s (%s parameters) through the server (upload, select, infer): %s" % (
+            t["name"], "{:,}".format(t["params"]),
+            "runs, %s B heap free after" % "{:,}".format(t["mem_free"]) if t["ok"] else t["error"]))
     for d in lg.get("diagnosis", []):
-        out.append("  server's upload path replayed (.%s): %s (%s params, largest weight array %s B): "
-                   "%s B free, largest free block %s B; %s; in %d-byte pieces 4.5 B/param %s" % (
-                       d["firmware"], d["model"], "{:,}".format(d["params"]),
-                       "{:,}".format(d["largest_array"]), "{:,}".format(d["mem_free"]),
-                       _num(d["max_free_block"]), "loads" if d["ok"] else "refused",
-                       d["piece"], "would fit" if d["pieces_fit"] else "would not fit"))
+        out.append("  server's upload path replayed: %s (%s params, largest weight array %s B): %s B free "
+                   "before upload_end, largest free block %s B; %s" % (
+                       d["model"], "{:,}".format(d["params"]), "{:,}".format(d["largest_array"]),
+                       "{:,}".format(d["mem_free"]), _num(d["max_free_block"]),
+                       "loads (holds %s B)" % "{:,}".format(d["held"]) if d["ok"] else
+                       "refused: " + d["refused"]))
     e2e = result.get("end_to_end")
     if e2e:
         ev = e2e["eval"]
         out.append("eval iris6 end to end (%s samples, median of %d): %s samples/s, board-only %s samples/s "
-                   "(%.0f %%); per inference %.1f B written, %.1f B read; one infer per round trip: %s/s" % (
+                   "(%.0f %%; %.0f-%.0f %% over the runs); per inference %.1f B written, %.1f B read; "
+                   "one infer per round trip: %s/s" % (
                        "{:,}".format(ev["samples"]), ev["runs"], "{:,.0f}".format(ev["samples_per_s"]),
                        "{:,.0f}".format(ev["board_samples_per_s"]), 100 * ev["fraction_of_board_rate"],
+                       100 * min(ev["fractions"]), 100 * max(ev["fractions"]),
                        ev["bytes_written_per_inference"], ev["bytes_read_per_inference"],
                        "{:,.0f}".format(ev["infer_round_trips_per_s"])))
         lo = ev["long"]
@@ -641,7 +679,7 @@ def report(result, md=False):
         up = e2e["upload"]
         out.append("upload %s (%s B in %d chunks of %d B): %s B/s transfer, %s B/s with verify and load; "
                    "then runs on the server (%d µs), %s B heap free" % (
-                       lg["server_py"]["name"], "{:,}".format(up["bytes"]), up["chunks"], up["chunk"],
+                       lg["server"]["name"], "{:,}".format(up["bytes"]), up["chunks"], up["chunk"],
                        "{:,.0f}".format(up["transfer_bytes_per_s"]),
                        "{:,.0f}".format(up["with_verify_and_load_bytes_per_s"]), up["infer_us"],
                        "{:,}".format(up["mem_free"])))
@@ -679,11 +717,10 @@ def main(argv=None):
         if not opts.no_e2e:
             log("through the serial protocol: eval, the largest model, upload ...")
             result["end_to_end"] = e2e = end_to_end(Path(tmp), opts)
-            for kind in ("py", "mpy"):
-                h = e2e["largest_h"] if kind == "py" else e2e["largest_h_mpy"]
-                largest["server_" + kind] = {"h": h, "name": family_doc(h)["name"],
-                                             "params": params(family_doc(h))}
-                largest["server_free_" + kind] = e2e["server_free_" + kind]
+            for key, h in (("server", e2e["largest_h"]), ("server_py", e2e["largest_h_py"])):
+                largest[key] = {"h": h, "name": family_doc(h)["name"], "params": params(family_doc(h))}
+            largest["server_free"], largest["server_free_py"] = e2e["server_free"], e2e["server_free_py"]
+            largest["through_server"] = e2e["target"]
         log("finding the largest model anne.load loads in the Pico heap ...")
         h = largest_bare(board, opts.step)
         largest["repl"] = {"h": h, "name": family_doc(h)["name"], "params": params(family_doc(h))}
@@ -691,16 +728,16 @@ def main(argv=None):
         largest["target"] = {"h": target, "name": family_doc(target)["name"],
                              "params": params(family_doc(target))}
         # Why the server takes no larger model: the next size, and the target's size.
-        if "server_py" in largest:
+        if "server" in largest:
             log("replaying the server's upload path ...")
-            largest["diagnosis"] = [diagnose(board, hh, kind) for kind in ("py", "mpy")
-                                    for hh in sorted({largest["server_" + kind]["h"] + opts.step, target})]
+            largest["diagnosis"] = [diagnose(board, hh) for hh in sorted({largest["server"]["h"] + opts.step,
+                                                                          target})]
         result["largest"] = largest
         rng = np.random.default_rng(SEED)
         models = [(n, model_doc.read(MODELS / (n + ".json")), iris_inputs(rng, ROWS))
                   for n in ("iris6", "iris8", "iris3")]
         sizes = [[16, 64, 64, 8], [64, 128, 64, 10]]
-        for key in ("server_py", "repl"):
+        for key in ("server", "repl"):
             if key in largest and largest_family(largest[key]["h"]) not in sizes:
                 sizes.append(largest_family(largest[key]["h"]))
         for s in sizes:

@@ -94,6 +94,9 @@ def test_memory_figures_are_sane(rows):
         assert r["engine_held"] >= r["weight_bytes"], name
         assert r["engine_peak"] >= r["engine_held"], name
         assert r["engine_peak"] <= r["engine_held"] + 1024, name
+        # Through the server's upload path: the same model, held the same way.
+        assert r["server_ok"] and r["server_held"] >= r["weight_bytes"], name
+        assert r["server_peak"] >= r["server_held"], name
         # Heap in use does not grow across the inferences (a leak of one object per call would
         # show as kilobytes; a few blocks may stay reachable from the C stack, which MicroPython
         # scans conservatively).
@@ -129,8 +132,12 @@ def test_end_to_end_through_the_protocol(tmp_path):
     # A batch row is 4 float32 inputs out and 1 float32 output, a class byte and a time back.
     assert 16 <= ev["bytes_written_per_inference"] < 40
     assert 9 <= ev["bytes_read_per_inference"] < 40
-    assert out["largest_h"] >= 64 and out["largest_h_mpy"] >= 64
+    assert min(ev["fractions"]) <= ev["fraction_of_board_rate"] <= max(ev["fractions"])
+    assert out["firmware"] == "mpy"  # the virtual Pico runs the firmware as deploy installs it
+    assert out["largest_h"] >= 64 and out["largest_h_py"] >= 64
     assert out["upload"]["bytes"] > 0 and out["upload"]["transfer_bytes_per_s"] > 0
+    compact = out["target"][1]
+    assert compact["params"] >= bench.TARGET_PARAMS and compact["ok"], compact
 
 
 def test_command_line_help():

@@ -17,7 +17,6 @@
 #   ever allocated, garbage included; its growth over n inferences, divided by n.
 import gc
 import json
-import struct
 import time
 from array import array
 
@@ -93,8 +92,8 @@ def _held(build):
 
 
 def _rows(spec, count):
-    # The first `count` input rows as tuples of floats, the form the server hands
-    # the engine (struct.unpack), so reading an input makes no new float object.
+    # The first `count` input rows as tuples of floats, so that reading an input
+    # makes no new float object.
     n = spec["n_in"]
     x = array("f", range(count * n))
     with open(spec["inputs"], "rb") as f:
@@ -224,50 +223,6 @@ def probe(spec):
     except MemoryError:
         res["ok"] = False
     net = None
-    print(json.dumps(res))
-
-
-def upload(spec):
-    """The server's upload path without the serial link: the service's handlers
-    get the requests the server would decode (run in a folder standing for the
-    flash). Just before upload_end loads the model, micropython.mem_info() is
-    printed: its "max free sz" (in blocks) is the largest contiguous free space,
-    which each weight array needs. Then: would the same bytes fit in pieces of
-    spec["piece"] bytes, and does upload_end accept the model?"""
-    import os
-
-    from anne import service
-
-    svc = service.Service()
-    size = os.stat(spec["anne"])[6]
-    with open(spec["anne"], "rb") as f:
-        f.seek(size - 4)
-        checksum = struct.unpack("<I", f.read(4))[0]
-        f.seek(0)
-        svc.upload_begin({"name": "probe", "size": size, "checksum": checksum})
-        for offset in range(0, size, 1024):
-            svc.upload_chunk({"offset": offset, "data": f.read(1024)})
-    gc.collect()
-    # A GC block is 4 machine words: 16 bytes on the Pico, 32 on a 64-bit host.
-    res = {"mem_free": gc.mem_free(), "block": 4 * struct.calcsize("P")}
-    micropython.mem_info()
-    pieces = []
-    try:
-        left = spec["bytes"]
-        while left > 0:
-            pieces.append(bytearray(min(left, spec["piece"])))
-            left -= spec["piece"]
-        res["pieces_fit"] = True
-    except MemoryError:
-        res["pieces_fit"] = False
-    pieces = None
-    gc.collect()
-    try:
-        svc.upload_end({"activate": True})
-        res["ok"] = True
-    except service.Refused as e:
-        res["ok"] = False
-        res["refused"] = e.message
     print(json.dumps(res))
 
 

@@ -1,0 +1,53 @@
+"""A model of more than 40,000 float parameters through the server of a virtual Pico
+with the Pico's heap: uploaded, selected from the store and asked, as a user would."""
+
+import numpy as np
+
+from anne_host import model_doc, unixport
+from anne_host.client import Client
+from anne_host.sim import VirtualPico
+
+SIZES = [160, 160, 90]  # 40,250 parameters: 161 KB of float32 weights in a 240 KB heap
+
+
+def _doc(rng):
+    layers = []
+    for n_in, n_out, act in zip(SIZES, SIZES[1:], ("relu", "softmax")):
+        limit = np.sqrt(6.0 / (n_in + n_out))
+        layers.append({"type": "dense", "units": n_out, "activation": act,
+                       "weights": rng.uniform(-limit, limit, (n_out, n_in)).astype(np.float32).tolist(),
+                       "bias": rng.uniform(-0.1, 0.1, n_out).astype(np.float32).tolist()})
+    return {"format": "anne-model", "version": 1, "name": "large", "inputs": SIZES[0], "layers": layers}
+
+
+def _forward(doc, x):
+    # float64 from the float32 weights: what the board's float32 approximates.
+    h = np.asarray(x, np.float64)
+    for layer in doc["layers"]:
+        h = h @ np.asarray(layer["weights"], np.float32).astype(np.float64).T + np.asarray(layer["bias"], np.float32)
+        if layer["activation"] == "relu":
+            h = np.maximum(h, 0)
+        else:
+            e = np.exp(h - h.max(axis=1, keepdims=True))
+            h = e / e.sum(axis=1, keepdims=True)
+    return h
+
+
+def test_a_model_of_40000_parameters_loads_and_runs_through_the_server(tmp_path):
+    rng = np.random.default_rng(40)
+    doc = _doc(rng)
+    x = rng.normal(size=(8, SIZES[0])).astype(np.float32)
+    expected = _forward(doc, x)
+    with VirtualPico(tmp_path, heap=unixport.PICO_HEAP) as vp, Client.open(vp.port) as board:
+        assert vp.firmware == "mpy"  # as deploy installs it on a board
+        board.upload(model_doc.pack(doc), "large", activate=False)  # stored, not loaded
+        model = board.select("large")  # loaded from the store
+        assert model["params"] == 40250 and model["kernel"] == "bfp"
+        for row, want in zip(x[:2], expected):
+            y, k, _ = board.infer(row)
+            np.testing.assert_allclose(y, want, atol=1e-6)
+            assert k == int(np.argmax(want))
+        got = list(board.batch(x, SIZES[-1]))
+        np.testing.assert_allclose(np.vstack([g[0] for g in got]), expected, atol=1e-6)
+        assert np.array_equal(np.concatenate([g[1] for g in got]), expected.argmax(axis=1))
+        assert board.hello()["active"] == "large"
