@@ -167,28 +167,29 @@ def _handle(svc, body):
     return request_id, reply
 
 
-def _frame(fields):
-    # The reply encoded in place between room for the header and for the CRC, so
-    # that it leaves as one write once sealed.
-    p = mpack.Packer(None, framing.HEADER_SIZE)
+def _frame(fields, buf):
+    # The reply encoded between room for the header and for the CRC, so that it
+    # leaves as one write once sealed: into ``buf`` (a frame's room), or into a
+    # buffer of its own when buf is None or too small.
+    p = mpack.Packer(buf, framing.HEADER_SIZE)
     p.pack(fields)
     p.room(framing.TRAILER_SIZE)
     return memoryview(p.buf)[:p.n]
 
 
-def _reply_frame(request_id, fields):
+def _reply_frame(request_id, fields, buf):
     fields["id"] = request_id
     try:
-        frame = _frame(fields)
+        frame = _frame(fields, buf)
     except MemoryError:
-        frame = _frame(_with_id(_out_of_memory("writing the reply"), request_id))
+        frame = _frame(_with_id(_out_of_memory("writing the reply"), request_id), buf)
     except (TypeError, ValueError) as e:  # a handler returned what msgpack cannot carry
-        frame = _frame(_with_id(_error("internal", "reply not encodable: %s" % e), request_id))
+        frame = _frame(_with_id(_error("internal", "reply not encodable: %s" % e), request_id), buf)
     n = len(frame) - framing.HEADER_SIZE - framing.TRAILER_SIZE
     if n > framing.MAX_BODY:
         # Small whatever was asked: an int id and a cut message.
         frame = _frame(_with_id(_error("too_big", "reply of %d bytes exceeds %d: ask for less"
-                                       % (n, framing.MAX_BODY)), request_id))
+                                       % (n, framing.MAX_BODY)), request_id), buf)
     return framing.seal(frame)
 
 
@@ -204,7 +205,12 @@ def _serve_one(link, svc):
     if body is None:
         return False
     request_id, reply = _handle(svc, body)
-    link.write(_reply_frame(request_id, reply) if isinstance(reply, dict) else reply)
+    if isinstance(reply, dict):
+        # The request has been read (replies hold no view of it): its buffer takes the
+        # reply, so that answering allocates nothing, unless bytes of the next frame
+        # wait behind it.
+        reply = _reply_frame(request_id, reply, link.buf if link.have == link.used else None)
+    link.write(reply)
     return True
 
 

@@ -34,7 +34,7 @@ _MAX_REPEAT = const(100000)
 # plus at most 48 bytes of keys, headers and id.
 _BATCH_KEYS = const(48)
 _BATCH_ROOM = const(4096 - _BATCH_KEYS)
-_REQUEST_ROOM = const(512)  # heap a request takes while it is decoded and answered, beyond its reply
+_REQUEST_ROOM = const(1024)  # heap a request takes while it is decoded and answered, beyond its reply
 _BIN = (bytes, memoryview)
 
 
@@ -494,7 +494,10 @@ class Service:
             raise Refused("bad_request", "repeat must be a whole number from 1 to %d" % _MAX_REPEAT)
         x = [0.5] * net.inputs
         if "x" in req:
-            x = struct.unpack("<%df" % net.inputs, _sample(req, net.inputs))
+            from array import array
+
+            # Raw float32 in an array: a tuple would hold a float object per input.
+            x = array("f", bytes(_sample(req, net.inputs)))
         gc.collect()
         before = gc.mem_alloc()
         totals = [0] * len(net.layers)
