@@ -184,3 +184,40 @@ def test_a_reset_during_an_upload_leaves_no_temporary_file(tmp_path):
     info, _ = _boot(tmp_path, {".upload": b"half a model", "iris6.anne": blob("iris6"), "active": b"iris6"})
     assert info["active"] == "iris6" and info["models"] == ["iris6"]
     assert not (tmp_path / "models" / ".upload").exists()
+
+
+_ROOM = """
+import gc, json
+import anne
+from anne import service
+net = anne.load(%r)
+keep, seen, i, step = [], [], 0, 0  # every name bound now: a new global would need heap
+try:
+    while True:  # the heap filled with small blocks
+        keep.append(bytearray(64))
+except MemoryError:
+    pass
+i = len(keep) - 200
+while i < len(keep):  # a while loop: a range would need heap
+    keep[i] = None  # some room again, but in pieces smaller than a reply
+    i += 2
+gc.collect()
+for step in range(2):
+    try:
+        service._check_room(net)
+        seen.append("room")
+    except MemoryError:
+        seen.append("no room")
+    keep = None  # then the whole heap again
+    gc.collect()
+print(json.dumps(seen))
+"""
+
+
+def test_a_model_that_would_leave_no_room_to_answer_does_not_fit(run_mpy, tmp_path):
+    # After loading, the service checks that the heap still holds the model's largest
+    # reply in one block (iris6's: a batch of 1,016 rows, 4 KB) and 1 KB more: the
+    # heap in pieces does not do.
+    path = tmp_path / "iris6.anne"
+    path.write_bytes(blob("iris6"))
+    assert run_mpy.json(_ROOM % str(path)) == ["no room", "room"]
