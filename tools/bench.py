@@ -1,29 +1,33 @@
 #!/usr/bin/env python3
 """Speed and memory of ANNE on the virtual Pico, against dense nets written the paper's way.
 
-    .venv/bin/python tools/bench.py              # the full run (about 40 s)
-    .venv/bin/python tools/bench.py --quick      # a short run (about 20 s: fewer rounds)
+    .venv/bin/python tools/bench.py              # the full run (about 45 s)
+    .venv/bin/python tools/bench.py --quick      # a short run (about 25 s: fewer rounds)
     .venv/bin/python tools/bench.py --json       # one JSON document instead of the tables
     .venv/bin/python tools/bench.py --markdown   # the tables as Markdown, for the README
 
 Everything on the board side runs inside the real MicroPython interpreter (its Unix port)
 with the Pico's heap (host/unixport.PICO_HEAP), one process per job, so that no model's
 garbage lands in another's figures. The board-side code is tools/bench/: paper_baseline.py
-is the hand-written list code, anne_bench.py runs the jobs and documents each method.
+is the hand-written list code, anne_bench.py runs the jobs and documents each method,
+server_replay.py replays the server's upload path.
 
 Per model, on the same weights and inputs:
 - microseconds per inference of the baseline, of the engine (its default kernel, "bfp")
   and of the engine's "reference" kernel, timed in alternating rounds (in one process when
   they fit the heap together);
-- heap held by each loaded model, and the load's peak of live heap;
+- heap held by each loaded model, and the load's peak of live heap, with anne.load and
+  through the server's upload path;
 - the largest output differences, baseline vs engine and engine vs reference kernel, and
   whether any decision (class) differs;
 - heap in use before and after 10,000 inferences, and bytes allocated per inference.
-Once: the largest model that loads (with anne.load, and through the virtual Pico's server),
-and why no larger one does; Thumb
-instructions per multiply-accumulate of the fast kernel's inner loop (tools/thumb_count.py),
-import time and heap of the firmware as .py and as .mpy, and a run through the serial
-protocol (eval rate against the board's own inference rate, bytes per inference, upload rate).
+Once: the largest model that loads (with anne.load, and through the virtual Pico's server
+with the firmware as .mpy, as it installs it, and as .py sources), whether models of
+TARGET_PARAMS go through the server (upload, select, infer), and why no larger one does;
+Thumb instructions per multiply-accumulate of the fast kernel's inner loop
+(tools/thumb_count.py), import time and heap of the firmware as .py and as .mpy, and a run
+through the serial protocol (eval rate against the board's own inference rate, with the
+spread of the runs, bytes per inference, upload rate).
 
 Times are host times: ratios between ways of computing carry over to a board, absolute
 microseconds do not.
