@@ -31,8 +31,7 @@ _SYNC0 = const(0xA7)
 _CTRL_C = const(3)
 _CTRL_C_QUIET_MS = const(50)
 # Large single USB writes have been seen to lose data (reports above about 8 KB,
-# PLATFORM.md): writes are at most one frame.
-_WRITE_CHUNK = const(4104)  # framing.MAX_FRAME
+# PLATFORM.md): a write is one frame, at most framing.MAX_FRAME (4,104) bytes.
 _MAX_MESSAGE = const(200)  # messages may quote what was sent: cut, so replies stay small
 _GC_EVERY = const(32768)  # bytes allocated between collections (see _settle_heap)
 
@@ -74,10 +73,9 @@ class _Link:
         self.have = rest if rest > 0 else 0
 
     def write(self, data):
-        mv = memoryview(data)
+        # One frame, written as it is: nothing allocated.
         try:
-            for i in range(0, len(mv), _WRITE_CHUNK):
-                self.out.write(mv[i:i + _WRITE_CHUNK])
+            self.out.write(data)
         except OSError:
             pass  # the host has gone; it resynchronises when it comes back
 
@@ -114,13 +112,15 @@ def _next_frame(link, stats):
         link.drop(i)
 
 
-def _error(code, message):
-    return {"ok": False, "error": code, "message": message[:_MAX_MESSAGE]}
+def _error(code, message, request_id=None):
+    # With its id from the start: setting it later may have to grow the dict.
+    return {"ok": False, "error": code, "message": message[:_MAX_MESSAGE], "id": request_id}
 
 
-def _out_of_memory(what):
+def _out_of_memory(what, request_id=None):
     gc.collect()
-    return _error("no_memory", "out of memory %s; %d bytes of heap free" % (what, gc.mem_free()))
+    return _error("no_memory", "out of memory %s; %d bytes of heap free" % (what, gc.mem_free()),
+                  request_id)
 
 
 def _decode(body):
@@ -178,24 +178,20 @@ def _frame(fields, buf):
 
 
 def _reply_frame(request_id, fields, buf):
-    fields["id"] = request_id
     try:
+        fields["id"] = request_id  # may grow the dict: inside the try
         frame = _frame(fields, buf)
     except MemoryError:
-        frame = _frame(_with_id(_out_of_memory("writing the reply"), request_id), buf)
+        fields = None  # the collector may take it back
+        frame = _frame(_out_of_memory("writing the reply", request_id), buf)
     except (TypeError, ValueError) as e:  # a handler returned what msgpack cannot carry
-        frame = _frame(_with_id(_error("internal", "reply not encodable: %s" % e), request_id), buf)
+        frame = _frame(_error("internal", "reply not encodable: %s" % e, request_id), buf)
     n = len(frame) - framing.HEADER_SIZE - framing.TRAILER_SIZE
     if n > framing.MAX_BODY:
         # Small whatever was asked: an int id and a cut message.
-        frame = _frame(_with_id(_error("too_big", "reply of %d bytes exceeds %d: ask for less"
-                                       % (n, framing.MAX_BODY)), request_id), buf)
+        frame = _frame(_error("too_big", "reply of %d bytes exceeds %d: ask for less"
+                              % (n, framing.MAX_BODY), request_id), buf)
     return framing.seal(frame)
-
-
-def _with_id(fields, request_id):
-    fields["id"] = request_id
-    return fields
 
 
 def _serve_one(link, svc):
@@ -241,8 +237,15 @@ def run():
     svc = service.Service()
     micropython.kbd_intr(-1)
     try:
-        while svc.running and _serve_one(link, svc):
-            pass
+        while svc.running:
+            try:
+                if not _serve_one(link, svc):
+                    break
+            except MemoryError:
+                # Out of heap outside a command, where no reply could be made (reading a
+                # frame, writing a reply): that request goes unanswered -- the host times
+                # out and repeats it -- but the server stays.
+                gc.collect()
     finally:
         svc.close()
         micropython.kbd_intr(_CTRL_C)

@@ -34,7 +34,8 @@ _MAX_REPEAT = const(100000)
 # plus at most 48 bytes of keys, headers and id.
 _BATCH_KEYS = const(48)
 _BATCH_ROOM = const(4096 - _BATCH_KEYS)
-_REQUEST_ROOM = const(1024)  # heap a request takes while it is decoded and answered, beyond its reply
+_DECODE_ROOM = const(512)  # heap a request takes while it is decoded and handled, beyond its reply
+_REQUEST_ROOM = const(1024)  # heap the largest request but batch takes in all (hello: about 1 KB)
 _BIN = (bytes, memoryview)
 
 
@@ -123,16 +124,21 @@ def _check_meta(name, meta):
         raise Refused("bad_model", "%s: 'threshold' must be a number" % name)
 
 
-def _check_room(net):
-    # A model that loads but leaves no room to answer requests does not fit:
-    # MemoryError, as for its arrays. A request to ``net`` needs its largest reply
-    # in one block (a batch of as many samples as one request frame holds), and
-    # some heap for the decoded request.
+def _reply_room(net):
+    # The buffer for ``net``'s batch replies, allocated with the model and kept with
+    # it: its largest reply (as many samples as one request frame holds), so that a
+    # batch allocates nothing that grows with it, and a model that loads but leaves
+    # no room to answer does not fit (MemoryError, as for its arrays). The other
+    # requests are answered in the receive buffer, but need heap while they are
+    # handled: up to _REQUEST_ROOM (beside a small reply buffer), _DECODE_ROOM for
+    # a batch.
     rows = (framing.MAX_BODY - 32) // (4 * net.inputs)
-    reply = framing.HEADER_SIZE + _BATCH_KEYS + rows * (4 * net.outputs + 5) + framing.TRAILER_SIZE
-    bytearray(min(reply, framing.MAX_FRAME))  # garbage at once
-    if gc.mem_free() < _REQUEST_ROOM:
+    size = framing.HEADER_SIZE + _BATCH_KEYS + rows * (4 * net.outputs + 5) + framing.TRAILER_SIZE
+    room = bytearray(min(size, framing.MAX_FRAME))
+    gc.collect()
+    if gc.mem_free() < max(_DECODE_ROOM, _REQUEST_ROOM - len(room)):
         raise MemoryError
+    return room
 
 
 def _weights_bytes(layers):
@@ -160,9 +166,10 @@ class Service:
     def __init__(self):
         self.net = None
         self.checksum = None
+        self.reply = None  # the active model's batch reply buffer (_reply_room)
         self.upload = None  # [name, size, checksum, file, received] while one is open
         self.running = True
-        self.reset_stats()
+        self.reset(None)
         self.load_error = None
         try:
             os.mkdir(store.ROOT)
@@ -171,33 +178,25 @@ class Service:
         # A reset during an upload leaves its temporary file: it is never a model.
         _remove(_UPLOAD)
         _remove(_ACTIVE_TMP)
-        self._boot_model()
-
-    # -- state -------------------------------------------------------------
-    def reset_stats(self):
-        self.stats = {"inferences": 0, "board_us": 0, "requests": 0, "errors": 0,
-                      "bad_frames": 0, "garbage_bytes": 0}
-
-    def _boot_model(self):
+        # The model that was active when the board stopped, loaded again.
         try:
-            name = self._read_active()
+            with open(store.ROOT + "/" + _ACTIVE_FILE) as f:
+                name = f.read().strip()
+        except OSError:
+            name = None
+        try:
             if name:
+                try:
+                    store.check_name(name)
+                except ValueError:
+                    raise Refused("bad_name", "the active-model file names %r, not a model" % name[:40])
                 self._activate(name, remember=False)
         except Refused as e:
             self.load_error = e.message
         except Exception as e:  # a stored model must never keep the server from starting
             self.load_error = "%s: %s" % (type(e).__name__, e)
 
-    def _read_active(self):
-        try:
-            with open(store.ROOT + "/" + _ACTIVE_FILE) as f:
-                name = f.read().strip()
-        except OSError:
-            return None
-        try:
-            return store.check_name(name) if name else None
-        except ValueError:
-            raise Refused("bad_name", "the active-model file names %r, not a model" % name[:40])
+    # -- state -------------------------------------------------------------
 
     def _write_active(self, name):
         with open(_ACTIVE_TMP, "w") as f:
@@ -205,7 +204,8 @@ class Service:
         os.rename(_ACTIVE_TMP, store.ROOT + "/" + _ACTIVE_FILE)
 
     def _load(self, path, name):
-        """(net, checksum) of the model file at ``path``; Refused when it is not one."""
+        """(net, checksum, batch reply buffer) of the model file at ``path``; Refused
+        when it is not one."""
         gc.collect()  # the arrays are allocated largest first, into a clean heap
         try:
             with open(path, "rb") as f:
@@ -226,13 +226,11 @@ class Service:
             raise Refused("bad_model", "%s: %s" % (name, e))
         net.name = name  # the store name is the identity on the board
         gc.collect()
-        _check_room(net)
-        return net, checksum
+        return net, checksum, _reply_room(net)
 
     def _drop_active(self):
         previous = self.net.name if self.net else None
-        self.net = None
-        self.checksum = None
+        self.net = self.checksum = self.reply = None
         gc.collect()
         return previous
 
@@ -241,16 +239,16 @@ class Service:
         ``path``, which is stored as ``name`` once it has loaded. When anything
         fails, the store and the active model are as they were."""
         previous = self.net.name if self.net else None
-        net, checksum = self._load_fitting(path or store.path(name), name)
+        loaded = self._load_fitting(path or store.path(name), name)
         if path:
             try:
                 os.rename(path, store.path(name))  # atomic: the old file or the new, never half
             except OSError as e:
-                net = None
+                loaded = None
                 if self.net is None:
                     self._restore(previous)
                 raise _flash_error(e)
-        self.net, self.checksum = net, checksum
+        self.net, self.checksum, self.reply = loaded
         gc.collect()
         if remember:
             self._write_active(name)
@@ -265,14 +263,14 @@ class Service:
         previous = self._drop_active()
         try:
             return self._load(path, name)
-        except MemoryError:
-            error = None
+        except MemoryError as e:
+            error = str(e)  # "memory allocation failed, allocating N bytes": the block missing
         except Refused as e:
             error = e
         gc.collect()
-        if error is None:
+        if not isinstance(error, Refused):
             error = Refused("no_memory", "model %s does not fit in the heap (%d bytes free without "
-                            "a model)" % (name, gc.mem_free()))
+                            "a model; %s)" % (name, gc.mem_free(), error))
         if not self._restore(previous):
             error.message += "; the previous model %s could not be loaded back" % previous
         raise error
@@ -281,9 +279,9 @@ class Service:
         if previous is None:
             return True
         try:
-            self.net, self.checksum = self._load(store.path(previous), previous)
+            self.net, self.checksum, self.reply = self._load(store.path(previous), previous)
         except (MemoryError, Refused):
-            self.net = self.checksum = None
+            self.net = self.checksum = self.reply = None
             gc.collect()
             return False
         return True
@@ -463,13 +461,15 @@ class Service:
             raise Refused("too_big", "the reply to %d rows would exceed %d bytes: %s"
                           % (rows, framing.MAX_BODY, "send at most %d rows" % most if most
                              else "this model's outputs do not fit one reply"))
-        # The reply {ok, id, y, class, us} as one frame in one bytearray, the only
-        # allocation that grows with the batch: the viper loop writes the outputs,
+        # The reply {ok, id, y, class, us} as one frame in the model's reply buffer
+        # (a larger request than the buffer was sized for, which only a request with
+        # a shorter id may be, gets its own): the viper loop writes the outputs,
         # classes and times straight into their bins, and the server writes the
         # frame as it is (PROTOCOL.md: the map's order is free).
         ny, nt = 4 * rows * k, 4 * rows
-        p = mpack.Packer(bytearray(framing.HEADER_SIZE + _BATCH_KEYS + ny + rows + nt
-                                   + framing.TRAILER_SIZE), framing.HEADER_SIZE)
+        size = framing.HEADER_SIZE + _BATCH_KEYS + ny + rows + nt + framing.TRAILER_SIZE
+        p = mpack.Packer(self.reply if len(self.reply) >= size else bytearray(size),
+                         framing.HEADER_SIZE)
         p.map_head(5)
         p.pack("ok")
         p.pack(True)
@@ -524,7 +524,9 @@ class Service:
         return out
 
     def reset(self, req):
-        self.reset_stats()
+        # The statistics back to zero (also how __init__ sets them up).
+        self.stats = {"inferences": 0, "board_us": 0, "requests": 0, "errors": 0,
+                      "bad_frames": 0, "garbage_bytes": 0}
         return {}
 
     def exit(self, req):
