@@ -99,3 +99,22 @@ def _wide_model(units):
 def test_error_replies_stay_small_whatever_the_request_quotes(board):
     reply = request(board, "x" * 3000)
     assert reply["error"] == "unknown_command" and len(reply["message"]) <= 200
+
+
+def test_a_memory_error_outside_a_command_leaves_the_server_serving(tmp_path):
+    # Running out of heap where no reply can be made (here: just after a reply was
+    # written) must not end the server: the next requests are answered as before.
+    from anne_host import board_files
+    from anne_host.sim import VirtualPico
+
+    lib = board_files.stage(tmp_path / "lib")
+    server = lib / "anne" / "server.py"
+    source = server.read_text()
+    old = "    link.write(reply)\n    return True\n"
+    assert old in source
+    server.write_text(source.replace(old, "    link.write(reply)\n    if svc.stats['requests'] in (3, 4):\n"
+                                          "        raise MemoryError\n    return True\n"))
+    with VirtualPico(tmp_path, flash_firmware=False) as vp, Client.open(vp.port) as board:
+        counts = [board.call("stats")["requests"] for _ in range(5)]
+    # Every request answered by the same server: a restarted one would count from zero.
+    assert counts == list(range(counts[0], counts[0] + 5)) and counts[0] >= 1
