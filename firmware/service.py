@@ -124,21 +124,14 @@ def _check_meta(name, meta):
         raise Refused("bad_model", "%s: 'threshold' must be a number" % name)
 
 
-def _reply_room(net):
-    # The buffer for ``net``'s batch replies, allocated with the model and kept with
+def _reply_room(inputs, outputs):
+    # The buffer for a model's batch replies, allocated with the model and kept with
     # it: its largest reply (as many samples as one request frame holds), so that a
     # batch allocates nothing that grows with it, and a model that loads but leaves
-    # no room to answer does not fit (MemoryError, as for its arrays). The other
-    # requests are answered in the receive buffer, but need heap while they are
-    # handled: up to _REQUEST_ROOM (beside a small reply buffer), _DECODE_ROOM for
-    # a batch.
-    rows = (framing.MAX_BODY - 32) // (4 * net.inputs)
-    size = framing.HEADER_SIZE + _BATCH_KEYS + rows * (4 * net.outputs + 5) + framing.TRAILER_SIZE
-    room = bytearray(min(size, framing.MAX_FRAME))
-    gc.collect()
-    if gc.mem_free() < max(_DECODE_ROOM, _REQUEST_ROOM - len(room)):
-        raise MemoryError
-    return room
+    # no room to answer does not fit (MemoryError, as for its arrays).
+    rows = (framing.MAX_BODY - 32) // (4 * inputs)
+    size = framing.HEADER_SIZE + _BATCH_KEYS + rows * (4 * outputs + 5) + framing.TRAILER_SIZE
+    return bytearray(min(size, framing.MAX_FRAME))
 
 
 def _weights_bytes(layers):
@@ -217,16 +210,22 @@ class Service:
             raise Refused("bad_model", "%s: %s" % (name, e))
         _check_meta(name, meta)
         # The loader's garbage (a float object per weight it checks) lies among what
-        # it kept: collected first, what the engine keeps takes the lowest free
-        # blocks, and the free heap left after the model stays in few pieces.
+        # it kept: collected first, the reply buffer (the largest block left to
+        # allocate) finds one, and what the engine keeps takes the lowest free blocks.
         gc.collect()
+        reply = _reply_room(layers[0].inputs, layers[-1].units)
         try:
             net = Net(meta, layers)
         except ValueError as e:  # an activation or kernel this firmware does not have
             raise Refused("bad_model", "%s: %s" % (name, e))
         net.name = name  # the store name is the identity on the board
         gc.collect()
-        return net, checksum, _reply_room(net)
+        # The other requests are answered in the receive buffer, but need heap while
+        # they are handled: up to _REQUEST_ROOM (beside a small reply buffer), and
+        # _DECODE_ROOM for a batch.
+        if gc.mem_free() < max(_DECODE_ROOM, _REQUEST_ROOM - len(reply)):
+            raise MemoryError
+        return net, checksum, reply
 
     def _drop_active(self):
         previous = self.net.name if self.net else None

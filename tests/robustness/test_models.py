@@ -204,7 +204,7 @@ while i < len(keep):  # a while loop: a range would need heap
 gc.collect()
 for step in range(2):
     try:
-        service._reply_room(net)
+        service._reply_room(net.inputs, net.outputs)
         seen.append("room")
     except MemoryError:
         seen.append("no room")
@@ -215,9 +215,8 @@ print(json.dumps(seen))
 
 
 def test_a_model_that_would_leave_no_room_to_answer_does_not_fit(run_mpy, tmp_path):
-    # After loading, the service allocates the buffer for the model's largest reply, in
-    # one block (iris6's: a batch of 1,016 rows, 4 KB), and checks that the heap keeps
-    # room to handle requests: the heap in pieces does not do.
+    # With a model, the service allocates the buffer for its largest reply, in one
+    # block (iris6's: a batch of 1,016 rows, 4 KB): the heap in pieces does not do.
     path = tmp_path / "iris6.anne"
     path.write_bytes(blob("iris6"))
     assert run_mpy.json(_ROOM % str(path)) == ["no room", "room"]
