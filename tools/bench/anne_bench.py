@@ -14,7 +14,8 @@
 # - load peak: the highest gc.mem_alloc() after gc.collect() at any read of the
 #   model file, or at the end (see _Watched), less the heap in use before.
 # - bytes allocated per inference: micropython.mem_total() counts every byte
-#   ever allocated, garbage included; its growth over n inferences, divided by n.
+#   ever allocated, garbage included; its growth over n inferences, less its
+#   growth over the same loop with no inference, divided by n.
 import gc
 import json
 import time
@@ -45,12 +46,15 @@ def _baseline(path, shapes, stream=None):
         return paper_baseline.load(stream(f) if stream else f, shapes)
 
 
-def _warm_up(spec):
-    # Load and run a tiny model once with each kernel and the baseline, so that
-    # the modules they import lazily are in place before anything is measured.
+def _warm_up(spec, int8=True):
+    # Load and run a tiny model once with each kernel and the baseline (and its
+    # int8 twin, unless not needed), so that the modules they import lazily are in
+    # place before anything is measured.
     for kernel in ("bfp", "reference"):
         net = _engine(spec["warm"], kernel, _Watched)
         net.forward(array("f", range(net.inputs)))
+    if int8:
+        _warm_up_int8(spec)
     base = _baseline(spec["warm_base"], spec["warm_shapes"], _Watched)
     paper_baseline.predict(base, [0.5] * spec["warm_shapes"][0][0])
     net = base = None
@@ -78,6 +82,15 @@ class _Watched:
     def readinto(self, buf):
         self._note()
         return self.f.readinto(buf)
+
+
+def _warm_up_int8(spec):
+    # The int8 module's code stays in the heap once imported: a job measuring the
+    # largest float model imports it only after that model is measured.
+    net = _engine(spec["warm8"], None, _Watched)
+    net.forward(array("f", range(net.inputs)))
+    net = None
+    gc.collect()
 
 
 def _held(build):
@@ -124,6 +137,17 @@ def _run(fn, arg, xs, n):
     return time.ticks_diff(time.ticks_us(), t0)
 
 
+def _allocated(fn, arg, xs, n):
+    # Bytes allocated by n inferences: what _run allocates, less what the same
+    # loop allocates with no inference (its range, its timing).
+    total = _mem_total()
+    _run(fn, arg, xs, 0)
+    harness = _mem_total() - total
+    total = _mem_total()
+    _run(fn, arg, xs, n)
+    return _mem_total() - total - harness
+
+
 def _calls(fn, arg, xs, round_us):
     # How many inferences make a round of about round_us.
     fn(arg, xs[0])
@@ -138,7 +162,7 @@ def _calls(fn, arg, xs, round_us):
 def memory(spec):
     """Heap held by the engine, the reference kernel and the baseline; each one's
     outputs on every input row; the engine's heap across many inferences."""
-    _warm_up(spec)
+    _warm_up(spec, int8=False)
     gc.collect()
     res = {"mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc()}
     net, res["engine_held"], res["engine_peak"] = _held(
@@ -148,13 +172,26 @@ def memory(spec):
     # Heap in use across many inferences: the same after as before, if nothing leaks.
     x, xs = _rows(spec, 4)
     gc.collect()
-    before, total = gc.mem_alloc(), _mem_total()
-    _run(Net.forward, net, xs, spec["flat"])
-    allocated = _mem_total() - total
+    before = gc.mem_alloc()
+    allocated = _allocated(Net.forward, net, xs, spec["flat"])
     gc.collect()
     res["flat_n"] = spec["flat"]
     res["flat_before"], res["flat_after"] = before, gc.mem_alloc()
     res["engine_alloc_per_inference"] = allocated / spec["flat"]
+    net = x = xs = None
+    gc.collect()
+    # The int8 twin: the same measurements.
+    _warm_up_int8(spec)
+    net, res["int8_held"], res["int8_peak"] = _held(lambda: _engine(spec["anne8"], None, _Watched))
+    res["int8_kernel"] = net.kernel
+    _outputs(spec, Net.forward, net, spec["out"] + ".int8", "f")
+    x, xs = _rows(spec, 4)
+    gc.collect()
+    before = gc.mem_alloc()
+    allocated = _allocated(Net.forward, net, xs, spec["flat"])
+    gc.collect()
+    res["int8_flat_before"], res["int8_flat_after"] = before, gc.mem_alloc()
+    res["int8_alloc_per_inference"] = allocated / spec["flat"]
     net = x = xs = None
     gc.collect()
     try:
@@ -169,9 +206,7 @@ def memory(spec):
             lambda: _baseline(spec["base"], spec["shapes"], _Watched))
         _outputs(spec, paper_baseline.predict, base, spec["out"] + ".baseline", "d")
         x, xs = _rows(spec, 4)
-        total = _mem_total()
-        _run(paper_baseline.predict, base, xs, 100)
-        res["baseline_alloc_per_inference"] = (_mem_total() - total) / 100
+        res["baseline_alloc_per_inference"] = _allocated(paper_baseline.predict, base, xs, 100) / 100
     except MemoryError:
         res["baseline_held"] = res["baseline_peak"] = None  # it does not fit this heap
     base = x = xs = None
@@ -181,10 +216,10 @@ def memory(spec):
 
 def timing(spec):
     """Microseconds per inference of the implementations spec["which"] (baseline,
-    engine, reference), loaded together in this process and timed in alternating
+    engine, reference, int8: the engine on the int8 twin), loaded together in this process and timed in alternating
     rounds; each one's median round. Outputs named in spec["outputs"] are written
     too (those the memory job could not write, its heap being too small)."""
-    _warm_up(spec)
+    _warm_up(spec, "int8" in spec["which"])
     runs = []
     res = {}
     for name in spec["which"]:
@@ -192,7 +227,8 @@ def timing(spec):
             base, res["baseline_held"], _ = _held(lambda: _baseline(spec["base"], spec["shapes"]))
             runs.append((name, paper_baseline.predict, base))
         else:
-            runs.append((name, Net.forward, _engine(spec["anne"], None if name == "engine" else name)))
+            path = spec["anne8"] if name == "int8" else spec["anne"]
+            runs.append((name, Net.forward, _engine(path, "reference" if name == "reference" else None)))
         if name in spec["outputs"]:
             _outputs(spec, runs[-1][1], runs[-1][2], spec["out"] + "." + name,
                      "d" if name == "baseline" else "f")
@@ -213,7 +249,7 @@ def timing(spec):
 def probe(spec):
     """Whether the engine loads the model and runs it once in this heap: the
     first steps of `memory`, exactly, so that a model found to fit here fits there."""
-    _warm_up(spec)
+    _warm_up(spec, spec.get("int8"))
     gc.collect()
     res = {"mem_free": gc.mem_free()}
     try:
