@@ -35,7 +35,7 @@ _LIMB = const(13)  # m = mh * 2^13 + ml, |m| <= 2^26
 _BIAS = const(8192)  # added to mh so that a stored weight word is positive
 _PASS = const(15)  # inputs per pass: 15 * 2^27 < 2^31
 _NO_EXPONENT = const(-1000)  # the top exponent of an all-zero vector
-_BLOCK = const(32)  # rows summed per call of _dot_rows, then converted
+_BLOCK = const(16)  # rows summed per call of _dot_rows, then converted
 _INF = float("inf")
 _NAN = float("nan")
 

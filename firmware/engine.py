@@ -25,19 +25,19 @@ def _run(steps, x, n_in: int, src, dst):
 @micropython.viper
 def layers(steps, src, dst):
     # Every layer in turn, ping-ponging between the two buffers; returns the
-    # buffer that holds the outputs.
+    # buffer that holds the outputs. steps is flat, four entries per layer
+    # (Net.__init__).
     n = int(len(steps))
     i = 0
     while i < n:
-        step = steps[i]
-        run = step[0]
+        run = steps[i]
         if run:
-            run(src, dst, step[1])
+            run(src, dst, steps[i + 1])
             src, dst = dst, src
-        act = step[2]
+        act = steps[i + 2]
         if act:
-            act(src, step[3])
-        i += 1
+            act(src, steps[i + 3])
+        i += 4
     return src
 
 
@@ -51,20 +51,19 @@ def _int8_reference(src, dst, net):
 
 
 class Net:
+    kernel = kernels.DEFAULT  # an instance that runs another kernel says so
+
     def __init__(self, meta, layers, kernel=kernels.DEFAULT):
+        # What meta already holds is read from it (the properties below): every
+        # attribute of an instance costs heap on the board.
         self.meta = meta
-        self.dtype = meta.get("dtype", "float32")
         self.layers = layers
-        self.name = meta.get("name", "")
-        self.labels = meta.get("labels") or []
-        self.threshold = meta.get("threshold", 0.5)
-        self._threshold_bits = struct.unpack("<i", struct.pack("<f", self.threshold))[0]
         self.inputs = layers[0].inputs
-        self.outputs = layers[-1].units
         if self.dtype == "int8":
             self._bind_int8(kernel)
             return
-        self.kernel = kernel
+        if kernel != Net.kernel:
+            self.kernel = kernel
         k = kernels.get(kernel)
         width = self.inputs
         for layer in layers:
@@ -72,9 +71,10 @@ class Net:
         self._a = array("f", range(width))
         self._b = array("f", range(width))
         ws = k.workspace(width)
-        # One step per layer, everything bound in advance: (dense or None, its
-        # state, activation or None, units). forward() then only calls.
-        self._steps = []
+        # One step per layer, everything bound in advance: dense or None, its
+        # state, activation or None, units. forward() then only calls. The steps
+        # are one flat tuple, not a tuple per layer: fewer objects on the heap.
+        steps = []
         for layer in layers:
             run = state = None
             act = activations.build(layer)
@@ -83,22 +83,43 @@ class Net:
                 run, state, fused = k.bind(layer, ws, activations.is_plain_relu(layer))
                 if fused:
                     act = None
-            self._steps.append((run, state, act, layer.units))
+            steps += (run, state, act, layer.units)
+        self._steps = tuple(steps)
+
+    @property
+    def name(self):
+        return self.meta.get("name", "")
+
+    @property
+    def outputs(self):
+        return self.layers[-1].units
+
+    @property
+    def dtype(self):
+        return self.meta.get("dtype", "float32")
+
+    @property
+    def labels(self):
+        return self.meta.get("labels") or []
+
+    @property
+    def threshold(self):
+        return self.meta.get("threshold", 0.5)
 
     def _bind_int8(self, kernel):
         # An int8 model is one step: the int8 kernel quantizes the float input,
         # runs every layer in bytes and writes float outputs (firmware/int8.py).
-        width = max(self.inputs, self.outputs)
-        self._a = array("f", range(width))
-        self._b = array("f", range(width))
+        # It has read all of its input before it writes an output, so one float
+        # buffer serves as both.
+        self._a = self._b = array("f", range(max(self.inputs, self.outputs)))
         if kernel == "reference":
             self.kernel = "int8-reference"
-            self._steps = [(_int8_reference, self, None, self.outputs)]
+            self._steps = (_int8_reference, self, None, self.outputs)
             return
         from . import int8
 
         self.kernel = "int8"
-        self._steps = [(int8.run, int8.prepare(self.meta, self.layers), None, self.outputs)]
+        self._steps = (int8.run, int8.prepare(self.meta, self.layers), None, self.outputs)
 
     def forward(self, x):
         """Run the network on ``x`` (a sequence of ``inputs`` numbers); returns the
@@ -114,7 +135,9 @@ class Net:
         src, dst = self._a, self._b
         for i in range(self.inputs):
             src[i] = x[i]
-        for run, state, act, units in self._steps:
+        steps = self._steps
+        for k in range(0, len(steps), 4):
+            run, state, act, units = steps[k:k + 4]
             t0 = time.ticks_us()
             if run:
                 run(src, dst, state)
@@ -132,7 +155,7 @@ class Net:
         from .batch import run_rows
 
         return run_rows(self._steps, data, rows, self.inputs, self.outputs, self._a, self._b,
-                        ys, classes, times, self._threshold_bits)
+                        ys, classes, times, struct.unpack("<i", struct.pack("<f", self.threshold))[0])
 
     def predict(self, x):
         """The output values for one sample, as a list of floats."""

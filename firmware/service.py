@@ -218,7 +218,7 @@ class Service:
             net = Net(meta, layers)
         except ValueError as e:  # an activation or kernel this firmware does not have
             raise Refused("bad_model", "%s: %s" % (name, e))
-        net.name = name  # the store name is the identity on the board
+        net.meta["name"] = name  # the store name is the identity on the board
         gc.collect()
         # The other requests are answered in the receive buffer, but need heap while
         # they are handled: up to _REQUEST_ROOM (beside a small reply buffer), and

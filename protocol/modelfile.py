@@ -52,7 +52,20 @@ class ModelFileError(ValueError):
 
 
 class Layer:
-    """One layer as the file holds it. Dense weights are row-major [unit][input]."""
+    """One layer as the file holds it. Dense weights are row-major [unit][input].
+
+    What most layers do not have is a class attribute, set on the instance only
+    where a layer has it: an instance's attributes live in a hash table that
+    grows with their number, and on a board every layer's table is heap."""
+
+    alpha = None  # per-unit slopes of prelu
+    # Int8 layers only (see "Int8 models" in MODEL_FORMAT.md): the quantization
+    # record, and weights as signed bytes in rows of ``stride`` bytes.
+    quant = None  # (out_scale, out_zp, req_zp, lo, hi, flags)
+    stride = None
+    multiplier = None  # array('H'), per unit
+    shift = None  # bytearray, per unit
+    table = None  # bytearray(256) lookup table, or array('I') softmax table
 
     def __init__(self, kind, activation, inputs, units, params=(0.0, 0.0, 0.0),
                  weights=None, bias=None, alpha=None):
@@ -60,17 +73,11 @@ class Layer:
         self.activation = activation
         self.inputs = inputs
         self.units = units
-        self.params = tuple(params)
+        self.params = _shared(tuple(params))
         self.weights = weights
         self.bias = bias
-        self.alpha = alpha  # per-unit slopes of prelu, else None
-        # Int8 layers only (see "Int8 models" in MODEL_FORMAT.md): the quantization
-        # record, and weights as signed bytes in rows of ``stride`` bytes.
-        self.quant = None  # (out_scale, out_zp, req_zp, lo, hi, flags)
-        self.stride = inputs
-        self.multiplier = None  # array('H'), per unit
-        self.shift = None  # bytearray, per unit
-        self.table = None  # bytearray(256) lookup table, or array('I') softmax table
+        if alpha is not None:
+            self.alpha = alpha
 
     def arrays(self):
         """The arrays of this layer, in file order."""
@@ -81,6 +88,18 @@ class Layer:
         """Weights and biases (and prelu slopes): the parameters Keras counts."""
         n = self.units * self.inputs + self.units if self.kind == "dense" else 0
         return n + (self.units if self.activation == "prelu" else 0)
+
+
+# The parameter triples nearly every layer has (none; relu's no slope, no limit,
+# no threshold), kept once instead of as three new float objects per layer.
+_COMMON_PARAMS = ((0.0, 0.0, 0.0), (0.0, float("inf"), 0.0))
+
+
+def _shared(params):
+    for common in _COMMON_PARAMS:
+        if params == common:
+            return common
+    return params
 
 
 def stride(inputs, dtype):

@@ -68,7 +68,7 @@ def check(rows, threshold):
     fake.outputs, fake.threshold = n_out, threshold
     expected = [fake.decide(array('f', r)) for r in rows]
     bits = struct.unpack('<i', struct.pack('<f', threshold))[0]
-    steps = [(Rows(rows), None, None, n_out)]
+    steps = (Rows(rows), None, None, n_out)  # one layer's step, as Net.__init__ lays them out
     ys, classes, times = bytearray(4 * n_out * len(rows)), bytearray(len(rows)), bytearray(4 * len(rows))
     data = bytes(4 * len(rows))
     run_rows(steps, data, len(rows), 1, n_out, array('f', [0] * 8), array('f', [0] * 8), ys, classes, times, bits)
