@@ -45,7 +45,6 @@ _DENSE = const(0)
 _ACTIVATION = const(1)
 _LUT = const(1)  # quant flags (modelfile.FLAG_LUT, FLAG_SOFTMAX)
 _SOFTMAX = const(2)
-_EXP_MAX = const(65536)  # round(2^16 * exp(0)): the largest softmax table value
 _NO_TABLE = bytearray(4)  # what table-less layers pass for their table
 
 # Slots of a layer's parameter array (array('i'), one per layer in the state).
@@ -206,18 +205,12 @@ def _check_dense(layer, index):
             raise ValueError("layer %d, unit %d: the accumulator could reach 2^31" % (index, j))
 
 
-def _check_softmax(layer, index):
-    table = layer.table
-    if table[0] == 0 or max(table) > _EXP_MAX or layer.units >= 32768:
-        raise ValueError("layer %d: softmax table or width outside the int8 kernel's range" % index)
-
-
 def prepare(meta, layers):
     """The state run() needs, made once. Converts each dense layer's weights in
     place to offset binary (after which reference() refuses the layers; a
     second prepare() of the same layers converts nothing again). Allocates the
     two activation byte buffers, one word per input for the dense layers'
-    operand, a parameter array per layer and the output's float table."""
+    operand, and a few words of parameters per layer and for the output."""
     _, z_in, m_in, sh_in = meta["input_quant"]
     width = layers[0].inputs
     for layer in layers:
@@ -227,8 +220,6 @@ def prepare(meta, layers):
     z = z_in
     for index, layer in enumerate(layers):
         _, out_zp, req_zp, lo, hi, flags = layer.quant
-        if flags == _SOFTMAX:
-            _check_softmax(layer, index)
         kind = _DENSE if layer.kind == "dense" else _ACTIVATION
         if kind == _DENSE:
             if not getattr(layer, "int8_prepared", False):
@@ -243,14 +234,9 @@ def prepare(meta, layers):
         steps.append(arrays + (layer.table if flags else _NO_TABLE, prm))
         z = out_zp
     last = layers[-1]
-    scale, zp = _float32(last.quant[0]), last.quant[1]
-    # Output floats by byte value b (q = b as int8): filled here, where float
-    # objects may be made; run() copies their bits.
-    floats = array("f", range(256))
-    for b in range(256):
-        floats[b] = scale * (_signed8(b) - zp)
+    out = array("i", (_float32_bits(last.quant[0]), last.quant[1]))  # for _dequantize
     return (bytearray(width), bytearray(width), array("i", range(width)),
-            array("i", (layers[0].inputs, z_in, m_in, sh_in)), tuple(steps), floats,
+            array("i", (layers[0].inputs, z_in, m_in, sh_in)), tuple(steps), out,
             last.units)
 
 
@@ -458,7 +444,7 @@ def _table(acts, n: int, table):
 def _softmax(acts, n: int, table):
     # Over the n values p in `acts`, in place: e_j = EXP[max p - p_j],
     # q_j = clamp(-128 + floor((256 e_j + floor(T/2)) / T)), T = sum e_j.
-    # prepare checked EXP <= 2^16, EXP[0] > 0 and n < 2^15: 0 < T < 2^31.
+    # The loader checked EXP <= 2^16, EXP[0] > 0 and n < 2^15: 0 < T < 2^31.
     q = ptr8(acts)
     exp = ptr32(table)
     top = -128
@@ -484,14 +470,50 @@ def _softmax(acts, n: int, table):
 
 
 @micropython.viper
-def _dequantize(acts, dst, floats, n: int):
-    # Output floats by their bits, from the table prepare() filled.
+def _dequantize(acts, dst, out, n: int):
+    # Output floats by their bits, no float object made: y_j = float32(scale *
+    # (q_j - zp)), rounded to nearest even as a float32 multiply rounds it. out
+    # holds the scale's bits and zp. The loader keeps scale within 2^-100..2^100,
+    # so every result is 0 or a normal float32, and the exponent needs no check.
     q = ptr8(acts)
     y = ptr32(dst)
-    f = ptr32(floats)
+    prm = ptr32(out)
+    sbits = prm[0]
+    one = 1
+    sign = one << 31
+    zp = (prm[1] ^ sign) - sign  # signed: ptr32 loads zero-extend on the host
+    e = (sbits >> 23) & 255
+    m = (sbits & 0x7FFFFF) | 0x800000  # 24 bits
+    mh = m >> 12
+    ml = m & 0xFFF
     j = 0
     while j < n:
-        y[j] = f[q[j]]
+        d = ((q[j] ^ 0x80) - 0x80) - zp  # -255..255
+        if d == 0:
+            y[j] = 0
+        else:
+            neg = 0
+            if d < 0:
+                neg = sign
+                d = 0 - d
+            # P = d * m < 2^32 in two halves of 20 bits: top = P >> 12, low = P & 0xFFF.
+            low = d * ml
+            top = d * mh + (low >> 12)
+            low = low & 0xFFF
+            # P has 24 + r bits (r in 0..8): keep its top 24, round the r below.
+            r = 0
+            while top >> (12 + r):
+                r += 1
+            mant = (top << (12 - r)) | (low >> r)
+            if r:
+                rest = low & ((1 << r) - 1)
+                half = 1 << (r - 1)
+                if rest > half or (rest == half and (mant & 1)):
+                    mant += 1
+                    if mant >> 24:  # rounded up to 2^24
+                        mant = mant >> 1
+                        r += 1
+            y[j] = neg | ((e + r) << 23) | (mant & 0x7FFFFF)
         j += 1
 
 

@@ -169,11 +169,11 @@ def _whole(spec, key, lo, hi, where, default=None):
     return value
 
 
-def _scale(spec, key, where):
+def _scale(spec, key, where, lo=1e-38, hi=3.4e38):
     value = spec.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not 1e-38 <= value <= 3.4e38:
-        raise ModelDocError("%s \"%s\" must be a positive float32 number, not %r" % (where, key, value))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise ModelDocError("%s \"%s\" must be a positive float32 number from %g to %g, not %r"
+                            % (where, key, lo, hi, value))
     return float(value)
 
 
@@ -213,7 +213,7 @@ def _int8_layer(layer, spec, where):
         raise ModelDocError("%s: an int8 layer needs a \"quant\" object" % where)
     where += " quant"
     dense = layer.kind == "dense"
-    out_scale = _scale(spec, "out_scale", where)
+    out_scale = _scale(spec, "out_scale", where, modelfile.OUT_SCALE_MIN, modelfile.OUT_SCALE_MAX)
     out_zp = _whole(spec, "out_zp", -128, 127, where)
     req_zp = _whole(spec, "req_zp", -128, 127, where, None if dense else 0)
     lo = _whole(spec, "lo", -128, 127, where, None if dense else -128)

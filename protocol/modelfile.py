@@ -44,6 +44,10 @@ MAX_UNITS = 65535
 FLAG_LUT = 1
 FLAG_SOFTMAX = 2
 SHIFT_MIN, SHIFT_MAX = 17, 46
+# An int8 layer's output scale: within 2^-100..2^100, so that scale * (q - zp) is
+# 0 or a normal float32 (the board computes the output floats in integers).
+OUT_SCALE_MIN, OUT_SCALE_MAX = 2.0 ** -100, 2.0 ** 100
+EXP_MAX = 65536  # round(2^16 * exp(0)): the largest softmax table value
 NO_INT8 = ("prelu", "log_softmax")  # activations without an int8 form
 
 
@@ -62,7 +66,6 @@ class Layer:
     # Int8 layers only (see "Int8 models" in MODEL_FORMAT.md): the quantization
     # record, and weights as signed bytes in rows of ``stride`` bytes.
     quant = None  # (out_scale, out_zp, req_zp, lo, hi, flags)
-    stride = None
     multiplier = None  # array('H'), per unit
     shift = None  # bytearray, per unit
     table = None  # bytearray(256) lookup table, or array('I') softmax table
@@ -78,6 +81,10 @@ class Layer:
         self.bias = bias
         if alpha is not None:
             self.alpha = alpha
+
+    @property
+    def stride(self):
+        return stride(self.inputs, DTYPE_INT8 if self.quant else DTYPE_FLOAT32)
 
     def arrays(self):
         """The arrays of this layer, in file order."""
@@ -306,7 +313,9 @@ def _check_layer(kind, act, inputs, units, expected_inputs, index):
 def _check_quant(layer, index):
     # The ranges the int8 arithmetic relies on (MODEL_FORMAT.md, "Int8 models").
     where = "layer %d: " % index
-    _, _, _, lo, hi, flags = layer.quant
+    out_scale, _, _, lo, hi, flags = layer.quant
+    if not OUT_SCALE_MIN <= out_scale <= OUT_SCALE_MAX:  # NaN too
+        raise ModelFileError(where + "output scale %r is outside 2^-100..2^100" % out_scale)
     if layer.activation in NO_INT8:
         raise ModelFileError(where + "%s has no int8 form" % layer.activation)
     if flags > FLAG_SOFTMAX or lo > hi:
@@ -318,6 +327,14 @@ def _check_quant(layer, index):
 
 def _check_int8_arrays(layer, index):
     where = "layer %d: " % index
+    if layer.quant[5] == FLAG_SOFTMAX:
+        # What keeps the kernel's softmax sums positive and below 2^31.
+        table = layer.table
+        if table[0] == 0 or max(table) > EXP_MAX:
+            raise ModelFileError(where + "softmax table values must be 1..%d at 0 and at most %d"
+                                 % (EXP_MAX, EXP_MAX))
+        if layer.units >= 32768:
+            raise ModelFileError(where + "an int8 softmax takes at most 32767 units")
     if layer.kind != "dense":
         return
     for m in layer.multiplier:
@@ -369,7 +386,6 @@ def load(stream, keep=True):
         flags = 0
         if dtype == DTYPE_INT8:
             layer.quant = struct.unpack(_QUANT, r.read(_QUANT_SIZE))
-            layer.stride = stride(n_in, dtype)
             flags = layer.quant[5]
             _check_quant(layer, i)
         for attr, code, n in _plan(dtype, kind, layer.activation, n_in, units, flags):

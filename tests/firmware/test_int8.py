@@ -440,7 +440,9 @@ def test_real_int8_models_agree_with_the_host_quantizer(run_mpy, tmp_path):
 # --- what prepare refuses ------------------------------------------------------------
 
 
-def test_prepare_refuses_what_the_kernel_can_not_compute(run_mpy, tmp_path):
+def test_load_and_prepare_refuse_what_the_kernel_can_not_compute(run_mpy, tmp_path):
+    # The loader refuses the softmax tables (and output scales) the kernel's ranges
+    # exclude; prepare refuses the accumulators that could overflow.
     rng = np.random.default_rng(35)
     big = _dense(rng, 4, 2, 0, weights=np.full((2, 4), 100))
     big.bias = [2 ** 31 - 255 * 400, 0]  # |bias| + 255 * sum|W| = 2^31
@@ -448,14 +450,19 @@ def test_prepare_refuses_what_the_kernel_can_not_compute(run_mpy, tmp_path):
     soft.table = [65537] + [1] * 255
     empty = _dense(rng, 4, 2, modelfile.FLAG_SOFTMAX)
     empty.table = [0] * 256
-    for layer, message in ((big, "accumulator could reach 2^31"), (soft, "softmax table"),
-                           (empty, "softmax table")):
+    tiny = _dense(rng, 4, 2, 0)
+    tiny.quant = (2.0 ** -101,) + tuple(tiny.quant[1:])
+    for layer, message in ((big, "prepare: layer 0, unit 0: the accumulator could reach 2^31"),
+                           (soft, "load: layer 0: softmax table values"),
+                           (empty, "load: layer 0: softmax table values"),
+                           (tiny, "load: layer 0: output scale")):
         (tmp_path / "m.anne").write_bytes(_blob([layer], _input_quant(rng)))
         out = run_mpy("from anne import int8\nfrom anne.protocol import modelfile\n"
-                      "meta, layers = modelfile.load(open(%r, 'rb'))\n"
-                      "try:\n int8.prepare(meta, layers)\nexcept ValueError as e:\n print('refused:', e)"
+                      "try:\n step = 'load'\n meta, layers = modelfile.load(open(%r, 'rb'))\n"
+                      " step = 'prepare'\n int8.prepare(meta, layers)\n"
+                      "except ValueError as e:\n print('refused:', step + ':', e)"
                       % str(tmp_path / "m.anne"))
-        assert "refused: layer 0" in out and message in out
+        assert "refused: " + message in out, out
     big.bias = [2 ** 31 - 1 - 255 * 400, 0]  # one below: accepted
     check_model(run_mpy, tmp_path, [big], (0.5, -128, 20000, 10), np.full((2, 4), np.inf, F32))
 
@@ -511,3 +518,26 @@ def test_prepare_keeps_no_second_copy_of_the_weights(run_mpy, tmp_path):
     assert prepared < weights / 10  # a copy of the weights would be all of them
     # the memory target, on the 64-bit host (whose objects are larger than a Pico's)
     assert (loaded + prepared) / params <= 1.2, (loaded, prepared, params)
+
+
+def test_output_floats_are_the_float32_products(run_mpy):
+    # _dequantize makes float32(scale * (q - zp)) from integers: the bits of numpy's
+    # float32 multiply (round to nearest even), for every byte, over scales with every
+    # kind of mantissa and the ends of the loader's range.
+    rng = np.random.default_rng(41)
+    bits = rng.integers(0, 1 << 23, 200) | (rng.integers(27, 228, 200) << 23)
+    edges = [np.float32(2.0 ** -100), np.float32(2.0 ** 100), np.float32(1.0), np.float32(1 / 255),
+             np.float32(1 / 256), np.nextafter(np.float32(2.0), np.float32(0))]
+    scales = np.concatenate([bits.astype(np.uint32).view(F32), np.array(edges, F32)])
+    zps = rng.integers(-128, 128, len(scales))
+    code = ("from array import array\nfrom anne import int8\n"
+            "acts = bytearray(range(256))\ndst = array('f', range(256))\n"
+            "for s, z in %s:\n"
+            " int8._dequantize(acts, dst, array('i', (s, z)), 256)\n"
+            " print(bytes(dst).hex())" % [[int(b), int(z)] for b, z in zip(scales.view(np.uint32), zps)])
+    got = [np.frombuffer(bytes.fromhex(line), "<u4") for line in run_mpy(code).split()]
+    assert len(got) == len(scales)
+    q = np.arange(256).astype(np.uint8).view(np.int8).astype(np.int32)
+    for k, (scale, zp) in enumerate(zip(scales, zps)):
+        expected = (scale * (q - zp).astype(F32)).astype(F32)
+        assert np.array_equal(got[k], expected.view(np.uint32)), (scale, zp)
