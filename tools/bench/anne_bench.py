@@ -83,6 +83,15 @@ class _Watched:
         self._note()
         return self.f.readinto(buf)
 
+    # The loader allocates a model's largest arrays first when it can seek (as
+    # it can in a flash file): the watched file must let it, or the load
+    # measured would be a different, more fragmenting one.
+    def seek(self, *args):
+        return self.f.seek(*args)
+
+    def tell(self):
+        return self.f.tell()
+
 
 def _warm_up_int8(spec):
     # The int8 module's code stays in the heap once imported: a job measuring the
