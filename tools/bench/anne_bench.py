@@ -115,12 +115,21 @@ def _held(build):
 
 def _rows(spec, count):
     # The first `count` input rows as tuples of floats, so that reading an input
-    # makes no new float object.
+    # makes no new float object; fewer (down to one) where the heap left beside
+    # the largest model has no room for them.
     n = spec["n_in"]
-    x = array("f", range(count * n))
-    with open(spec["inputs"], "rb") as f:
-        f.readinto(x)
-    return x, [tuple(x[r * n:(r + 1) * n]) for r in range(count)]
+    while True:
+        try:
+            x = array("f", range(count * n))
+            with open(spec["inputs"], "rb") as f:
+                f.readinto(x)
+            return x, [tuple(x[r * n:(r + 1) * n]) for r in range(count)]
+        except MemoryError:
+            if count == 1:
+                raise
+            x = None
+            gc.collect()
+            count = 1
 
 
 def _outputs(spec, fn, arg, path, typecode):
