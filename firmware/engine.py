@@ -50,6 +50,10 @@ def _int8_reference(src, dst, net):
         dst[j] = v
 
 
+# What Net reads from the model's metadata, and the value where it says nothing.
+_FROM_META = {"name": "", "labels": (), "threshold": 0.5, "dtype": "float32"}
+
+
 class Net:
     kernel = kernels.DEFAULT  # an instance that runs another kernel says so
 
@@ -86,25 +90,16 @@ class Net:
             steps += (run, state, act, layer.units)
         self._steps = tuple(steps)
 
-    @property
-    def name(self):
-        return self.meta.get("name", "")
-
-    @property
-    def outputs(self):
-        return self.layers[-1].units
-
-    @property
-    def dtype(self):
-        return self.meta.get("dtype", "float32")
-
-    @property
-    def labels(self):
-        return self.meta.get("labels") or []
-
-    @property
-    def threshold(self):
-        return self.meta.get("threshold", 0.5)
+    def __getattr__(self, name):
+        # Only called for what the instance does not hold: the model's outputs,
+        # and what its metadata says (one method instead of a property each:
+        # code is heap on the board too).
+        if name == "outputs":
+            return self.layers[-1].units
+        if name in _FROM_META:
+            value = self.meta.get(name)
+            return _FROM_META[name] if value is None else value
+        raise AttributeError(name)
 
     def _bind_int8(self, kernel):
         # An int8 model is one step: the int8 kernel quantizes the float input,

@@ -76,6 +76,12 @@ def _float32(x):
     return struct.unpack("<f", struct.pack("<I", _float32_bits(x)))[0]
 
 
+def _stride(layer):
+    # Bytes from one weight row to the next: inputs rounded up to whole words
+    # (modelfile.stride), so every row starts word-aligned.
+    return (layer.inputs + 3) & ~3
+
+
 def _signed8(b):
     # A byte of a bytearray (0..255) or an array('b') value -> -128..127.
     return b - 256 if b > 127 else b
@@ -132,7 +138,7 @@ def reference(x, meta, layers):
             raise ValueError("int8.reference needs layers as loaded, not prepared ones")
         _, out_zp, req_zp, lo, hi, flags = layer.quant
         if layer.kind == "dense":
-            w, n_in, step = layer.weights, layer.inputs, layer.stride
+            w, n_in, step = layer.weights, layer.inputs, _stride(layer)
             p = []
             for j in range(layer.units):
                 acc = layer.bias[j]
@@ -196,11 +202,11 @@ def _to_offset_binary(buf, n: int):
 
 def _check_dense(layer, index):
     # What the kernel's 32-bit arithmetic assumes, and the exporter promises.
-    if _address(layer.weights) & 3 or layer.stride & 3:
+    if _address(layer.weights) & 3:
         raise ValueError("layer %d: int8 weights are not word-aligned rows" % index)
     limit = 1 << 31
     for j in range(layer.units):
-        total = _row_abs_sum(layer.weights, j * layer.stride, layer.inputs)
+        total = _row_abs_sum(layer.weights, j * _stride(layer), layer.inputs)
         if abs(layer.bias[j]) + 255 * total >= limit:
             raise ValueError("layer %d, unit %d: the accumulator could reach 2^31" % (index, j))
 
@@ -229,7 +235,7 @@ def prepare(meta, layers):
             arrays = (layer.weights, layer.bias, layer.multiplier, layer.shift)
         else:
             arrays = (_NO_TABLE, _NO_TABLE, _NO_TABLE, _NO_TABLE)
-        prm = array("i", (kind, layer.inputs, layer.units, layer.stride, z, req_zp, lo, hi,
+        prm = array("i", (kind, layer.inputs, layer.units, _stride(layer), z, req_zp, lo, hi,
                           flags, 0))
         steps.append(arrays + (layer.table if flags else _NO_TABLE, prm))
         z = out_zp

@@ -213,7 +213,7 @@ def _int8_layer(layer, spec, where):
         raise ModelDocError("%s: an int8 layer needs a \"quant\" object" % where)
     where += " quant"
     dense = layer.kind == "dense"
-    out_scale = _scale(spec, "out_scale", where, modelfile.OUT_SCALE_MIN, modelfile.OUT_SCALE_MAX)
+    out_scale = _scale(spec, "out_scale", where, *modelfile.OUT_SCALES)
     out_zp = _whole(spec, "out_zp", -128, 127, where)
     req_zp = _whole(spec, "req_zp", -128, 127, where, None if dense else 0)
     lo = _whole(spec, "lo", -128, 127, where, None if dense else -128)

@@ -235,7 +235,7 @@ def test_a_quantized_document_packs_and_loads():
         qt = entry["quant"]
         assert layer.quant[1:5] == (qt["out_zp"], qt["req_zp"], qt["lo"], qt["hi"])
         assert layer.quant[0] == np.float32(qt["out_scale"])
-        rows = np.frombuffer(bytes(layer.weights), np.int8).reshape(layer.units, layer.stride)
+        rows = np.frombuffer(bytes(layer.weights), np.int8).reshape(layer.units, modelfile.stride(layer.inputs, modelfile.DTYPE_INT8))
         assert rows[:, :layer.inputs].tolist() == qt["weights"]
         assert list(layer.bias) == qt["bias"] and list(layer.multiplier) == qt["multiplier"]
         assert list(layer.shift) == qt["shift"]

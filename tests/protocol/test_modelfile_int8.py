@@ -46,7 +46,8 @@ def test_pack_then_load_gives_back_every_integer_with_rows_padded_to_words():
     assert meta["input_quant"][1:] == [-3, 20000, 18]
     assert meta["input_quant"][0] == pytest.approx(0.05)
     dense, act, out = loaded
-    assert (dense.stride, out.stride) == (8, 8)  # 6 and 5 inputs, padded to 8 bytes
+    assert modelfile.stride(6, modelfile.DTYPE_INT8) == modelfile.stride(5, modelfile.DTYPE_INT8) == 8
+    assert (len(dense.weights), len(out.weights)) == (5 * 8, out.units * 8)  # rows padded to 8 bytes
     rows = np.frombuffer(bytes(dense.weights), np.int8).reshape(5, 8)
     assert rows[:, :6].ravel().tolist() == layers[0].weights and not rows[:, 6:].any()
     assert list(dense.bias) == layers[0].bias and list(dense.multiplier) == layers[0].multiplier
@@ -104,9 +105,9 @@ def test_the_board_loads_the_same_integers(run_mpy, tmp_path):
     blob = _blob()
     (tmp_path / "m.anne").write_bytes(blob)
     out = run_mpy("from anne.protocol import modelfile\nm, ls = modelfile.load(open(%r, 'rb'))\n"
-                  "print(m['input_quant'][1:], [l.stride for l in ls], bytes(ls[0].weights).hex(),"
+                  "print(m['input_quant'][1:], [len(l.weights) // l.units for l in ls if l.weights], bytes(ls[0].weights).hex(),"
                   " list(ls[2].table)[:4], list(ls[2].shift))" % str(tmp_path / "m.anne"))
     _, layers = modelfile.load(io.BytesIO(blob))
-    assert out.strip() == "%s %s %s %s %s" % ([-3, 20000, 18], [8, 8, 8], bytes(layers[0].weights).hex(),
+    assert out.strip() == "%s %s %s %s %s" % ([-3, 20000, 18], [8, 8], bytes(layers[0].weights).hex(),
                                              list(layers[2].table)[:4], list(layers[2].shift))
     assert struct.unpack_from("<H", blob, 6)[0] == 3
