@@ -213,9 +213,13 @@ class Board:
     def fits(self, doc):
         """Whether the engine loads and runs ``doc`` (float or int8) in the Pico heap
         (anne.load at a REPL)."""
+        return self.probe(doc)["ok"]
+
+    def probe(self, doc):
+        """The probe job's result for ``doc``: ok, and if so the heap the model held."""
         spec = self.add("probe", doc, np.zeros((1, doc["inputs"]), np.float32), twin=False)
         spec["int8"] = doc.get("dtype") == "int8"
-        return self.job("probe", spec)[0]["ok"]
+        return self.job("probe", spec)[0]
 
     def server_load(self, doc):
         """The server's upload path for ``doc`` replayed in a fresh interpreter with the
@@ -610,7 +614,7 @@ def table(rows):
 def int8_table(rows):
     """The int8 twins beside the float engine and the baseline, from the same runs."""
     head = ["int8 model", "params", "int8 µs", "vs baseline", "vs float engine", "heap held B",
-            "B/param", "load peak B", "B allocated per inference", "max |int8 - float|",
+            "B/param", "load peak B", "B allocated per inference", "max diff int8/float",
             "decisions unlike float"]
     body = []
     for r in rows:
@@ -689,7 +693,8 @@ def report(result, md=False):
     t8 = lg["int8_target"]
     out.append("  as int8: %s (%s parameters); %s (%s parameters) %s" % (
         lg["int8"]["name"], "{:,}".format(lg["int8"]["params"]), t8["name"], "{:,}".format(t8["params"]),
-        "loads and runs" if t8["ok"] else "does not load"))
+        "loads and runs, holding %s B (%.3f B/param)" % ("{:,}".format(t8["held"]), t8["held"] / t8["params"])
+        if t8["ok"] else "does not load"))
     if "server" in lg:
         out.append("  through the virtual Pico's server (upload and activate): %s (%s parameters) with "
                    "the firmware as .mpy (as the virtual Pico installs it, like deploy); %s (%s) as .py "
@@ -782,8 +787,9 @@ def main(argv=None):
         h8 = largest_int8(board, opts.step)
         largest["int8"] = {"h": h8, "name": family_doc(h8)["name"], "params": params(family_doc(h8))}
         h8 = first_with(TARGET_INT8_PARAMS)
+        probe = board.probe(family_int8(h8))
         largest["int8_target"] = {"h": h8, "name": family_doc(h8)["name"], "params": params(family_doc(h8)),
-                                  "ok": board.fits(family_int8(h8))}
+                                  "ok": probe["ok"], "held": probe.get("held")}
         target = first_with(TARGET_PARAMS)
         largest["target"] = {"h": target, "name": family_doc(target)["name"],
                              "params": params(family_doc(target))}

@@ -271,7 +271,7 @@ def probe(spec):
     gc.collect()
     res = {"mem_free": gc.mem_free()}
     try:
-        net, _, _ = _held(lambda: _engine(spec["anne"], None, _Watched))
+        net, res["held"], _ = _held(lambda: _engine(spec["anne"], None, _Watched))
         net.forward(array("f", range(spec["n_in"])))
         res["ok"] = True
     except MemoryError:
