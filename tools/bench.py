@@ -60,6 +60,7 @@ FLAT = 10000  # inferences across which heap in use must not grow
 BIG_HEAP = 4 * 1024 * 1024  # for timing a baseline that does not fit the Pico heap
 TARGET_PARAMS = 40000  # the issue's "large model" size
 TARGET_INT8_PARAMS = 150000  # the int8 issue's
+INT8_TARGET = [512, 288, 10]  # 150,634 parameters, which the server takes as int8
 COMPACT_TARGET = [160, 160, 90]  # 40,250 parameters in narrower layers than the family's
 EVAL_SAMPLES = 3000
 # PLATFORM.md, measured on an RP2040 (MicroPython 1.28, 125 MHz): microseconds per MAC.
@@ -388,12 +389,12 @@ def diagnose(board, h):
     return res
 
 
-def through_server(client, doc):
+def through_server(client, doc, n_params=None):
     """Upload ``doc`` to a server holding no model, without activating it, then select it
     (loading it from the store) and run one inference: whether all of it succeeds, and
-    the heap free after."""
+    the heap free after. An int8 ``doc`` gives its float model's ``n_params``."""
     _free_without_model(client)
-    out = {"name": doc["name"], "params": params(doc)}
+    out = {"name": doc["name"], "params": n_params or params(doc), "dtype": doc.get("dtype", "float32")}
     try:
         client.upload(model_doc.pack(doc), "target", activate=False)
         client.select("target")
@@ -569,9 +570,13 @@ def _end_to_end(work, opts):
         out["firmware"] = client.vpico.firmware
         out["eval"] = eval_rate(client, client.vpico, opts.eval_runs)
         out["largest_h"] = largest_on_server(client, opts.step)
+        compact8 = dense_doc("-".join(map(str, INT8_TARGET)), INT8_TARGET, np.random.default_rng(2))
         out["target"] = [through_server(client, family_doc(first_with(TARGET_PARAMS))),
                          through_server(client, dense_doc("-".join(map(str, COMPACT_TARGET)),
-                                                          COMPACT_TARGET, np.random.default_rng(1)))]
+                                                          COMPACT_TARGET, np.random.default_rng(1))),
+                         through_server(client, quantize.quantize(
+                             compact8, np.random.default_rng(3).standard_normal((64, INT8_TARGET[0]))),
+                             params(compact8))]
         out["upload"] = upload_rate(client, family_doc(out["largest_h"]))
         out["server_free"] = _free_without_model(client)
     vpico = VirtualPico(work / "sim_py", compiled=False).start()  # the sources, compiled on import
@@ -703,8 +708,8 @@ def report(result, md=False):
                        lg["server_py"]["name"], "{:,}".format(lg["server_py"]["params"]),
                        "{:,}".format(lg["server_free"]), "{:,}".format(lg["server_free_py"])))
     for t in lg.get("through_server", []):
-        out.append("  %s (%s parameters) through the server (upload, select, infer): %s" % (
-            t["name"], "{:,}".format(t["params"]),
+        out.append("  %s (%s parameters, %s) through the server (upload, select, infer): %s" % (
+            t["name"], "{:,}".format(t["params"]), t["dtype"],
             "runs, %s B heap free after" % "{:,}".format(t["mem_free"]) if t["ok"] else t["error"]))
     for d in lg.get("diagnosis", []):
         out.append("  server's upload path replayed: %s (%s params, largest weight array %s B): %s B free "

@@ -1,23 +1,24 @@
-"""A model of more than 40,000 float parameters through the server of a virtual Pico
-with the Pico's heap: uploaded, selected from the store and asked, as a user would."""
+"""A model of more than 40,000 float parameters, and one of more than 150,000 int8
+parameters, through the server of a virtual Pico with the Pico's heap: uploaded, selected
+from the store and asked, as a user would."""
 
 import numpy as np
 
-from anne_host import model_doc, unixport
+from anne_host import model_doc, quantize, unixport
 from anne_host.client import Client
 from anne_host.sim import VirtualPico
 
 SIZES = [160, 160, 90]  # 40,250 parameters: 161 KB of float32 weights in a 240 KB heap
 
 
-def _doc(rng):
+def _doc(rng, sizes=SIZES):
     layers = []
-    for n_in, n_out, act in zip(SIZES, SIZES[1:], ("relu", "softmax")):
+    for n_in, n_out, act in zip(sizes, sizes[1:], ("relu", "softmax")):
         limit = np.sqrt(6.0 / (n_in + n_out))
         layers.append({"type": "dense", "units": n_out, "activation": act,
                        "weights": rng.uniform(-limit, limit, (n_out, n_in)).astype(np.float32).tolist(),
                        "bias": rng.uniform(-0.1, 0.1, n_out).astype(np.float32).tolist()})
-    return {"format": "anne-model", "version": 1, "name": "large", "inputs": SIZES[0], "layers": layers}
+    return {"format": "anne-model", "version": 1, "name": "large", "inputs": sizes[0], "layers": layers}
 
 
 def _forward(doc, x):
@@ -51,3 +52,22 @@ def test_a_model_of_40000_parameters_loads_and_runs_through_the_server(tmp_path)
         np.testing.assert_allclose(np.vstack([g[0] for g in got]), expected, atol=1e-6)
         assert np.array_equal(np.concatenate([g[1] for g in got]), expected.argmax(axis=1))
         assert board.hello()["active"] == "large"
+
+
+INT8_SIZES = [512, 288, 10]  # 150,634 parameters: 151 KB as int8, 603 KB as float32
+
+
+def test_an_int8_model_of_150000_parameters_runs_through_the_server(tmp_path):
+    rng = np.random.default_rng(150)
+    doc = _doc(rng, INT8_SIZES)
+    x = rng.normal(size=(40, INT8_SIZES[0])).astype(np.float32)
+    doc8 = quantize.quantize(doc, x[:32], name="large8")
+    _, expected = quantize.run_int8(doc8, x)  # the spec's arithmetic, exactly
+    with VirtualPico(tmp_path, heap=unixport.PICO_HEAP) as vp, Client.open(vp.port) as board:
+        board.upload(model_doc.pack(doc8), "large8", activate=False)
+        model = board.select("large8")
+        assert model["params"] == 150634 and model["dtype"] == "int8" and model["kernel"] == "int8"
+        y, k, _ = board.infer(x[0])
+        assert np.array_equal(np.asarray(y, np.float32), expected[0]) and k == int(np.argmax(expected[0]))
+        got = np.vstack([g[0] for g in board.batch(x, INT8_SIZES[-1])])
+        assert np.array_equal(got.astype(np.float32), expected)

@@ -173,6 +173,8 @@ def test_end_to_end_through_the_protocol(tmp_path):
     assert out["upload"]["bytes"] > 0 and out["upload"]["transfer_bytes_per_s"] > 0
     compact = out["target"][1]
     assert compact["params"] >= bench.TARGET_PARAMS and compact["ok"], compact
+    big8 = out["target"][2]
+    assert big8["dtype"] == "int8" and big8["params"] >= bench.TARGET_INT8_PARAMS and big8["ok"], big8
 
 
 def test_command_line_help():
