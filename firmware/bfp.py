@@ -190,11 +190,12 @@ def Workspace(width):
 
 
 def prepare(layer):
-    """Convert ``layer``'s float weights in place. Keeps, as ``layer.scales``,
-    the column shifts then the row exponents, a byte each."""
-    layer.scales = bytearray(layer.inputs + layer.units)
-    _column_shifts(layer.weights, layer.scales, layer.inputs, layer.units)
-    _prepare_rows(layer.weights, layer.scales, layer.inputs, layer.units)
+    """Convert ``layer``'s float weights in place; returns the column shifts
+    then the row exponents, a byte each, which only the state of bind() keeps."""
+    scales = bytearray(layer.inputs + layer.units)
+    _column_shifts(layer.weights, scales, layer.inputs, layer.units)
+    _prepare_rows(layer.weights, scales, layer.inputs, layer.units)
+    return scales
 
 
 @micropython.viper
@@ -225,10 +226,10 @@ def _non_finite(layer, src, dst, relu):
 
 
 def bind(layer, ws, relu=False):
-    """(run, state, fused) computing ``layer``: run(src, dst, state). The state
-    tuple holds everything once, so a call looks nothing up and allocates
-    nothing. relu=True asks for a following relu to be applied on the way out
-    (it is: fused is True)."""
+    """(run, state, fused) computing ``layer``, whose weights it converts in
+    place (prepare): run(src, dst, state). The state tuple holds everything
+    once, so a call looks nothing up and allocates nothing. relu=True asks for a
+    following relu to be applied on the way out (it is: fused is True)."""
     # The input's low limbs, a halfword each, go where the layer leaves room in the
     # engine's buffers (``width`` words each): after its input in src (0), after its
     # outputs in dst (1), or else after the scratch's sums (2).
@@ -242,7 +243,7 @@ def bind(layer, ws, relu=False):
         where, at = 2, _scratch_words(width)
         if len(ws[0]) < 4 * (at + words):
             ws[0] = bytearray(4 * (at + words))
-    state = (layer.weights, layer.scales, ws, layer.bias, n_in, n_out, layer, 1 if relu else 0,
+    state = (layer.weights, prepare(layer), ws, layer.bias, n_in, n_out, layer, 1 if relu else 0,
              where, at)
     return dense, state, relu
 

@@ -83,7 +83,6 @@ class Net:
             run = state = None
             act = activations.build(layer)
             if layer.weights is not None:
-                k.prepare(layer)
                 run, state, fused = k.bind(layer, ws, activations.is_plain_relu(layer))
                 if fused:
                     act = None

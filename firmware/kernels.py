@@ -1,8 +1,9 @@
 # Dense-layer kernels: y[j] = b[j] + sum_i w[j*n_in + i] * x[i], for j < n_out.
 # Weights are row-major [unit][input] (see protocol/MODEL_FORMAT.md). A kernel is
-# chosen when a model loads: prepare(layer) may convert the layer's weights in
-# place, bind(layer, workspace, relu) returns (run, state, fused):
-# run(src, dst, state) computes the layer, and the following relu too if fused.
+# chosen when a model loads: bind(layer, workspace, relu), which may convert the
+# layer's weights in place (once: a model's layers are bound once), returns
+# (run, state, fused): run(src, dst, state) computes the layer, and the
+# following relu too if fused.
 # Kernels check nothing: the loader has proved the shapes, and the engine sized
 # the buffers.
 import sys
@@ -24,14 +25,9 @@ def _bind_reference(layer, ws, relu=False):
     return reference, layer, False
 
 
-def _no_prepare(layer):
-    pass
-
-
 class Kernel:
-    def __init__(self, name, prepare, bind, workspace=None):
+    def __init__(self, name, bind, workspace=None):
         self.name = name
-        self.prepare = prepare
         self.bind = bind
         self.workspace = workspace or (lambda width: None)
 
@@ -39,13 +35,13 @@ class Kernel:
 def _bfp():
     from . import bfp
 
-    return Kernel("bfp", bfp.prepare, bfp.bind, bfp.Workspace)
+    return Kernel("bfp", bfp.bind, bfp.Workspace)
 
 
 def get(name):
     """The kernel called ``name``; ValueError for an unknown name, at load time."""
     if name == "reference":
-        return Kernel("reference", _no_prepare, _bind_reference)
+        return Kernel("reference", _bind_reference)
     if name == "bfp":
         return _bfp()
     raise ValueError("unknown kernel %r; kernels: reference, bfp" % name)

@@ -62,6 +62,7 @@ class Layer:
     where a layer has it: an instance's attributes live in a hash table that
     grows with their number, and on a board every layer's table is heap."""
 
+    kind = "dense"  # or "activation"
     alpha = None  # per-unit slopes of prelu
     # Int8 layers only (see "Int8 models" in MODEL_FORMAT.md): the quantization
     # record, and weights as signed bytes in rows of stride() bytes.
@@ -72,7 +73,8 @@ class Layer:
 
     def __init__(self, kind, activation, inputs, units, params=(0.0, 0.0, 0.0),
                  weights=None, bias=None, alpha=None):
-        self.kind = kind
+        if kind != "dense":
+            self.kind = kind
         self.activation = activation
         self.inputs = inputs
         self.units = units

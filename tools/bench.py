@@ -251,16 +251,15 @@ def measure(board, name, doc, x, opts):
     row = {"model": name, "params": p, "weight_bytes": 4 * p,
            "macs": sum(s[0] * s[1] for s in spec["shapes"])}
     mem, _ = board.job("memory", dict(spec, flat=opts.flat))
-    for key in ("kernel", "engine_held", "engine_peak", "reference_held", "baseline_held",
-                "baseline_peak", "engine_alloc_per_inference"):
+    row["kernel"] = mem["engine_kernel"]
+    for key in ("engine_held", "engine_peak", "reference_held", "baseline_held", "baseline_peak",
+                "engine_alloc_per_inference", "int8_kernel", "int8_held", "int8_peak",
+                "int8_alloc_per_inference"):
         row[key] = mem[key]
     row["baseline_alloc_per_inference"] = mem.get("baseline_alloc_per_inference")
-    row["heap_flat"] = {"inferences": mem["flat_n"], "before": mem["flat_before"],
-                        "after": mem["flat_after"]}
-    for key in ("int8_kernel", "int8_held", "int8_peak", "int8_alloc_per_inference"):
-        row[key] = mem[key]
-    row["int8_heap_flat"] = {"inferences": mem["flat_n"], "before": mem["int8_flat_before"],
-                             "after": mem["int8_flat_after"]}
+    for name, key in (("engine", "heap_flat"), ("int8", "int8_heap_flat")):
+        row[key] = {"inferences": mem["flat_n"], "before": mem[name + "_flat_before"],
+                    "after": mem[name + "_flat_after"]}
     # The same model through the server's upload path (its load peak and heap held).
     srv = board.server_load(doc)
     row["server_ok"], row["server_peak"], row["server_held"] = srv["ok"], srv.get("peak"), srv.get("held")

@@ -102,12 +102,21 @@ def _warm_up_int8(spec):
     gc.collect()
 
 
+def _scrub(depth=24):
+    # Calls that overwrite the C stack below this frame: the collector scans the
+    # stack conservatively, and a stale pointer left there by the build would
+    # keep its garbage alive and count it as held.
+    if depth:
+        _scrub(depth - 1)
+
+
 def _held(build):
     # (object built, heap bytes it holds, peak of live heap while building it);
     # MemoryError passes to the caller.
     gc.collect()
     before = _Watched.peak = gc.mem_alloc()
     obj = build()
+    _scrub()
     gc.collect()
     held = gc.mem_alloc() - before
     return obj, held, max(_Watched.peak - before, held)
@@ -177,41 +186,34 @@ def _calls(fn, arg, xs, round_us):
         n *= 4
 
 
+def _engine_figures(spec, path, name, res):
+    # The engine's figures for the model at `path`, as res[name + "_..."]: heap
+    # held, load peak, kernel, outputs on every row, and heap in use and bytes
+    # allocated across many inferences (the same after as before, if nothing leaks).
+    net, res[name + "_held"], res[name + "_peak"] = _held(lambda p=path: _engine(p, None, _Watched))
+    res[name + "_kernel"] = net.kernel
+    _outputs(spec, Net.forward, net, spec["out"] + "." + name, "f")
+    x, xs = _rows(spec, 4)
+    gc.collect()
+    before = gc.mem_alloc()
+    allocated = _allocated(Net.forward, net, xs, spec["flat"])
+    gc.collect()
+    res[name + "_flat_before"], res[name + "_flat_after"] = before, gc.mem_alloc()
+    res[name + "_alloc_per_inference"] = allocated / spec["flat"]
+    net = x = xs = None
+    gc.collect()
+
+
 def memory(spec):
-    """Heap held by the engine, the reference kernel and the baseline; each one's
-    outputs on every input row; the engine's heap across many inferences."""
+    """Heap held by the engine (on the float model and its int8 twin), the
+    reference kernel and the baseline; each one's outputs on every input row; the
+    engine's heap across many inferences."""
     _warm_up(spec, int8=False)
     gc.collect()
-    res = {"mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc()}
-    net, res["engine_held"], res["engine_peak"] = _held(
-        lambda: _engine(spec["anne"], None, _Watched))
-    res["kernel"] = net.kernel
-    _outputs(spec, Net.forward, net, spec["out"] + ".engine", "f")
-    # Heap in use across many inferences: the same after as before, if nothing leaks.
-    x, xs = _rows(spec, 4)
-    gc.collect()
-    before = gc.mem_alloc()
-    allocated = _allocated(Net.forward, net, xs, spec["flat"])
-    gc.collect()
-    res["flat_n"] = spec["flat"]
-    res["flat_before"], res["flat_after"] = before, gc.mem_alloc()
-    res["engine_alloc_per_inference"] = allocated / spec["flat"]
-    net = x = xs = None
-    gc.collect()
-    # The int8 twin: the same measurements.
+    res = {"mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "flat_n": spec["flat"]}
+    _engine_figures(spec, spec["anne"], "engine", res)
     _warm_up_int8(spec)
-    net, res["int8_held"], res["int8_peak"] = _held(lambda: _engine(spec["anne8"], None, _Watched))
-    res["int8_kernel"] = net.kernel
-    _outputs(spec, Net.forward, net, spec["out"] + ".int8", "f")
-    x, xs = _rows(spec, 4)
-    gc.collect()
-    before = gc.mem_alloc()
-    allocated = _allocated(Net.forward, net, xs, spec["flat"])
-    gc.collect()
-    res["int8_flat_before"], res["int8_flat_after"] = before, gc.mem_alloc()
-    res["int8_alloc_per_inference"] = allocated / spec["flat"]
-    net = x = xs = None
-    gc.collect()
+    _engine_figures(spec, spec["anne8"], "int8", res)
     try:
         net, res["reference_held"], _ = _held(lambda: _engine(spec["anne"], "reference"))
         _outputs(spec, Net.forward, net, spec["out"] + ".reference", "f")
