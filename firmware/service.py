@@ -202,6 +202,13 @@ class Service:
         gc.collect()  # the arrays are allocated largest first, into a clean heap
         try:
             with open(path, "rb") as f:
+                head = f.read(6)  # to the number type byte
+                if head[5:] == bytes((modelfile.DTYPE_INT8,)) and "anne.int8" not in sys.modules:
+                    # The int8 kernel's code stays while an int8 model is active
+                    # (_forget_int8): imported before the model's arrays, it lies
+                    # below them, not in the gap they leave when they go.
+                    from . import int8
+                f.seek(0)
                 meta, layers = modelfile.load(f)
                 checksum = _trailer(f)
         except OSError:
@@ -230,8 +237,19 @@ class Service:
     def _drop_active(self):
         previous = self.net.name if self.net else None
         self.net = self.checksum = self.reply = None
+        self._forget_int8()
         gc.collect()
         return previous
+
+    def _forget_int8(self):
+        # The int8 kernel's code (4.3 KB on the virtual Pico) is needed only while
+        # an int8 model is active: forgotten, it is collected, and a float model has
+        # that room again. The next int8 model imports it again (see _load).
+        if "anne.int8" in sys.modules and not (self.net and self.net.dtype == "int8"):
+            del sys.modules["anne.int8"]
+            package = sys.modules.get("anne")
+            if package is not None and "int8" in dir(package):
+                delattr(package, "int8")
 
     def _activate(self, name, path=None, remember=True):
         """Make a model active: the stored ``name``, or the verified upload at
@@ -248,6 +266,7 @@ class Service:
                     self._restore(previous)
                 raise _flash_error(e)
         self.net, self.checksum, self.reply = loaded
+        self._forget_int8()
         gc.collect()
         if remember:
             self._write_active(name)
