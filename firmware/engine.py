@@ -58,7 +58,7 @@ class Net:
     kernel = kernels.DEFAULT  # an instance that runs another kernel says so
 
     def __init__(self, meta, layers, kernel=kernels.DEFAULT):
-        # What meta already holds is read from it (the properties below): every
+        # What meta already holds is read from it (__getattr__ below): every
         # attribute of an instance costs heap on the board.
         self.meta = meta
         self.layers = layers
