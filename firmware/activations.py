@@ -67,18 +67,24 @@ def _relu(p):
     return f
 
 
-def _elu(alpha):
+def _leaky_relu(p):
+    return _relu((p[0], _INF, 0.0))
+
+
+def _elu(p):
+    alpha = p[0]
     return lambda v: v if v > 0 else alpha * (math.exp(v) - 1.0)
 
 
-def _celu(alpha):
+def _celu(p):
+    alpha = p[0]
     if not alpha:  # Keras divides by alpha: every negative input would be NaN
         raise ValueError("celu needs a non-zero alpha; re-export the model")
     return lambda v: v if v > 0 else alpha * (math.exp(v / alpha) - 1.0)
 
 
-def _gelu(approximate):
-    if approximate:
+def _gelu(p):
+    if p[0]:  # approximate
         return lambda v: 0.5 * v * (1.0 + math.tanh(_SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)))
     return lambda v: 0.5 * v * (1.0 + _erf(v * _SQRT_HALF))
 
@@ -121,34 +127,28 @@ def _prelu(alpha):
     return apply
 
 
-# name -> function(layer) returning apply(x, n), or None where nothing is to be done.
-_BUILDERS = {
-    "linear": lambda l: None,
-    "relu": lambda l: _elementwise(_relu(l.params)),
-    "relu6": lambda l: _elementwise(lambda v: (v if v < 6.0 else 6.0) if v > 0 else (v if v != v else 0.0)),
-    "leaky_relu": lambda l: _elementwise(_relu((l.params[0], _INF, 0.0))),
-    "elu": lambda l: _elementwise(_elu(l.params[0])),
-    "selu": lambda l: _elementwise(
-        lambda v: _SELU_SCALE * (v if v > 0 else _SELU_ALPHA * (math.exp(v) - 1.0))),
-    "sigmoid": lambda l: _elementwise(_sigmoid),
-    "hard_sigmoid": lambda l: _elementwise(
-        lambda v: 0.0 if v <= -3.0 else (1.0 if v >= 3.0 else (v + 3.0) / 6.0)),
-    "hard_silu": lambda l: _elementwise(
-        lambda v: v * 0.0 if v <= -3.0 else (v if v >= 3.0 else v * (v + 3.0) / 6.0)),
-    "tanh": lambda l: _elementwise(math.tanh),
-    "softmax": lambda l: _softmax,
-    "log_softmax": lambda l: _log_softmax,
-    "softplus": lambda l: _elementwise(_softplus),
-    "softsign": lambda l: _elementwise(lambda v: v / (1.0 + (v if v > 0 else -v))),
-    "silu": lambda l: _elementwise(lambda v: v * _sigmoid(v)),
-    "gelu": lambda l: _elementwise(_gelu(l.params[0])),
-    "exponential": lambda l: _elementwise(_exp),
-    "prelu": lambda l: _prelu(l.alpha),
-    "mish": lambda l: _elementwise(lambda v: v * math.tanh(_softplus(v))),
-    "celu": lambda l: _elementwise(_celu(l.params[0])),
-    "hard_tanh": lambda l: _elementwise(lambda v: -1.0 if v < -1.0 else (1.0 if v > 1.0 else v)),
-    "log_sigmoid": lambda l: _elementwise(lambda v: -_softplus(-v)),
+# Element-wise activations without parameters: name -> f(v).
+_SCALAR = {
+    "relu6": lambda v: (v if v < 6.0 else 6.0) if v > 0 else (v if v != v else 0.0),
+    "selu": lambda v: _SELU_SCALE * (v if v > 0 else _SELU_ALPHA * (math.exp(v) - 1.0)),
+    "sigmoid": _sigmoid,
+    "hard_sigmoid": lambda v: 0.0 if v <= -3.0 else (1.0 if v >= 3.0 else (v + 3.0) / 6.0),
+    "hard_silu": lambda v: v * 0.0 if v <= -3.0 else (v if v >= 3.0 else v * (v + 3.0) / 6.0),
+    "tanh": math.tanh,
+    "softplus": _softplus,
+    "softsign": lambda v: v / (1.0 + (v if v > 0 else -v)),
+    "silu": lambda v: v * _sigmoid(v),
+    "exponential": _exp,
+    "mish": lambda v: v * math.tanh(_softplus(v)),
+    "hard_tanh": lambda v: -1.0 if v < -1.0 else (1.0 if v > 1.0 else v),
+    "log_sigmoid": lambda v: -_softplus(-v),
 }
+# Element-wise activations with parameters: name -> maker(layer.params) of f(v).
+# (Functions named in tables, not a builder lambda per name: every function is
+# heap on the board.)
+_PARAMETRIC = {"relu": _relu, "leaky_relu": _leaky_relu, "elu": _elu, "gelu": _gelu, "celu": _celu}
+# Activations over the whole vector: name -> apply(x, n).
+_VECTOR = {"softmax": _softmax, "log_softmax": _log_softmax}
 
 
 def is_plain_relu(layer):
@@ -166,8 +166,15 @@ def build(layer):
             return fast.relu
         if layer.activation in ("sigmoid", "tanh"):
             return getattr(fast, layer.activation)
-    try:
-        builder = _BUILDERS[layer.activation]
-    except KeyError:
-        raise ValueError("activation %r is not supported by this firmware" % layer.activation)
-    return builder(layer)
+    name = layer.activation
+    if name == "linear":
+        return None
+    if name == "prelu":
+        return _prelu(layer.alpha)
+    if name in _SCALAR:
+        return _elementwise(_SCALAR[name])
+    if name in _PARAMETRIC:
+        return _elementwise(_PARAMETRIC[name](layer.params))
+    if name in _VECTOR:
+        return _VECTOR[name]
+    raise ValueError("activation %r is not supported by this firmware" % name)
