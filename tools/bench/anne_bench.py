@@ -12,7 +12,7 @@
 #   building it. Every module the load needs is imported (and a small model with
 #   every activation loaded once) beforehand, so only the model is counted.
 # - load peak: the highest gc.mem_alloc() after gc.collect() at any read of the
-#   model file, or at the end (see _Watched), less the heap in use before.
+#   model file, or at the end (watched.py), less the heap in use before.
 # - bytes allocated per inference: micropython.mem_total() counts every byte
 #   ever allocated, garbage included; its growth over n inferences, less its
 #   growth over the same loop with no inference, divided by n.
@@ -24,6 +24,7 @@ from array import array
 import micropython
 
 import paper_baseline
+from watched import Watched
 from anne.engine import Net
 from anne.kernels import DEFAULT
 from anne.protocol import modelfile
@@ -35,7 +36,7 @@ _mem_total = getattr(micropython, "mem_total", lambda: 0)
 
 def _engine(path, kernel=None, stream=None):
     # What anne.load does with a file path, with the stream replaceable so that
-    # the load can be watched (see _Watched).
+    # the load can be watched (watched.py).
     with open(path, "rb") as f:
         meta, layers = modelfile.load(stream(f) if stream else f)
     return Net(meta, layers, kernel or DEFAULT)
@@ -51,52 +52,20 @@ def _warm_up(spec, int8=True):
     # int8 twin, unless not needed), so that the modules they import lazily are in
     # place before anything is measured.
     for kernel in ("bfp", "reference"):
-        net = _engine(spec["warm"], kernel, _Watched)
+        net = _engine(spec["warm"], kernel, Watched)
         net.forward(array("f", range(net.inputs)))
     if int8:
         _warm_up_int8(spec)
-    base = _baseline(spec["warm_base"], spec["warm_shapes"], _Watched)
+    base = _baseline(spec["warm_base"], spec["warm_shapes"], Watched)
     paper_baseline.predict(base, [0.5] * spec["warm_shapes"][0][0])
     net = base = None
     gc.collect()
 
 
-class _Watched:
-    # A file whose every read first collects the garbage and notes the heap in
-    # use: the loaders read the file piece by piece, each weight array or row
-    # allocated just before its read, so the highest note is the load's peak of
-    # live heap (garbage excluded, which a collection would free).
-    peak = 0
-
-    def __init__(self, f):
-        self.f = f
-
-    def _note(self):
-        gc.collect()
-        _Watched.peak = max(_Watched.peak, gc.mem_alloc())
-
-    def read(self, n):
-        self._note()
-        return self.f.read(n)
-
-    def readinto(self, buf):
-        self._note()
-        return self.f.readinto(buf)
-
-    # The loader allocates a model's largest arrays first when it can seek (as
-    # it can in a flash file): the watched file must let it, or the load
-    # measured would be a different, more fragmenting one.
-    def seek(self, *args):
-        return self.f.seek(*args)
-
-    def tell(self):
-        return self.f.tell()
-
-
 def _warm_up_int8(spec):
     # The int8 module's code stays in the heap once imported: a job measuring the
     # largest float model imports it only after that model is measured.
-    net = _engine(spec["warm8"], None, _Watched)
+    net = _engine(spec["warm8"], None, Watched)
     net.forward(array("f", range(net.inputs)))
     net = None
     gc.collect()
@@ -114,12 +83,12 @@ def _held(build):
     # (object built, heap bytes it holds, peak of live heap while building it);
     # MemoryError passes to the caller.
     gc.collect()
-    before = _Watched.peak = gc.mem_alloc()
+    before = Watched.peak = gc.mem_alloc()
     obj = build()
     _scrub()
     gc.collect()
     held = gc.mem_alloc() - before
-    return obj, held, max(_Watched.peak - before, held)
+    return obj, held, max(Watched.peak - before, held)
 
 
 def _rows(spec, count):
@@ -190,7 +159,7 @@ def _engine_figures(spec, path, name, res):
     # The engine's figures for the model at `path`, as res[name + "_..."]: heap
     # held, load peak, kernel, outputs on every row, and heap in use and bytes
     # allocated across many inferences (the same after as before, if nothing leaks).
-    net, res[name + "_held"], res[name + "_peak"] = _held(lambda p=path: _engine(p, None, _Watched))
+    net, res[name + "_held"], res[name + "_peak"] = _held(lambda: _engine(path, None, Watched))
     res[name + "_kernel"] = net.kernel
     _outputs(spec, Net.forward, net, spec["out"] + "." + name, "f")
     x, xs = _rows(spec, 4)
@@ -223,7 +192,7 @@ def memory(spec):
     gc.collect()
     try:
         base, res["baseline_held"], res["baseline_peak"] = _held(
-            lambda: _baseline(spec["base"], spec["shapes"], _Watched))
+            lambda: _baseline(spec["base"], spec["shapes"], Watched))
         _outputs(spec, paper_baseline.predict, base, spec["out"] + ".baseline", "d")
         x, xs = _rows(spec, 4)
         res["baseline_alloc_per_inference"] = _allocated(paper_baseline.predict, base, xs, 100) / 100
@@ -273,7 +242,7 @@ def probe(spec):
     gc.collect()
     res = {"mem_free": gc.mem_free()}
     try:
-        net, res["held"], _ = _held(lambda: _engine(spec["anne"], None, _Watched))
+        net, res["held"], _ = _held(lambda: _engine(spec["anne"], None, Watched))
         net.forward(array("f", range(spec["n_in"])))
         res["ok"] = True
     except MemoryError:

@@ -25,46 +25,12 @@ import micropython  # noqa: E402
 
 from anne import service  # noqa: E402
 from anne.protocol import framing, mpack  # noqa: E402
-
-
-class _Watched:
-    # A file whose every read notes the live heap (see the header).
-    peak = 0
-
-    def __init__(self, f):
-        self.f = f
-
-    def _note(self):
-        gc.collect()
-        _Watched.peak = max(_Watched.peak, gc.mem_alloc())
-
-    def read(self, n=-1):
-        self._note()
-        return self.f.read(n)
-
-    def readinto(self, buf):
-        self._note()
-        return self.f.readinto(buf)
-
-    def seek(self, *args):
-        return self.f.seek(*args)
-
-    def tell(self):
-        return self.f.tell()
-
-    def close(self):
-        self.f.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.f.close()
+from watched import Watched  # noqa: E402
 
 
 def _watched_open(path, mode="r"):
     f = open(path, mode)
-    return _Watched(f) if mode == "rb" else f
+    return Watched(f) if mode == "rb" else f
 
 
 def _request(svc, fields):
@@ -95,7 +61,7 @@ def main(spec):
     gc.collect()
     res["mem_free"] = gc.mem_free()
     micropython.mem_info()  # its "max free sz" line: the host reads it
-    before = _Watched.peak = gc.mem_alloc()
+    before = Watched.peak = gc.mem_alloc()
     service.open = _watched_open
     reply = _request(svc, {"id": 3, "cmd": "upload_end", "activate": True})
     service.open = open
@@ -103,7 +69,7 @@ def main(spec):
     res["ok"] = reply["ok"]
     if reply["ok"]:
         res["held"] = gc.mem_alloc() - before
-        res["peak"] = max(_Watched.peak - before, res["held"])
+        res["peak"] = max(Watched.peak - before, res["held"])
     else:
         res["refused"] = reply["message"]
     print(json.dumps(res))
