@@ -2,7 +2,6 @@
 category against a virtual Pico, and proof that its checks catch a board that
 leaks heap or answers with the wrong code."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,17 +13,12 @@ from anne_host import board_files
 from anne_host.client import Client
 from anne_host.sim import VirtualPico
 
+from ..tools.tool_file import load_tool
+
 FUZZ = Path(__file__).resolve().parents[2] / "tools" / "fuzz.py"
 
 
-def _fuzz_module():
-    spec = importlib.util.spec_from_file_location("anne_fuzz", FUZZ)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fuzz = _fuzz_module()
+fuzz = load_tool("fuzz")
 
 
 def test_fuzz_board_survives_every_category():

@@ -1,7 +1,6 @@
 """tools/bench.py: the benchmark runs, and its numbers are sane (no timing assertions:
 times on a shared host vary; only what must hold on any machine is checked)."""
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
@@ -12,18 +11,12 @@ import pytest
 
 from anne_host import model_doc, unixport
 
+from .tool_file import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_bench():
-    # tools/ is not a package: load the file by path, as tools/bench.py loads thumb_count.
-    spec = importlib.util.spec_from_file_location("bench_under_test", ROOT / "tools" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_tool("bench")
 # Short rounds: enough to exercise every job, nothing here depends on the times.
 OPTS = SimpleNamespace(rounds=1, passes=1, round_us=2000, flat=2000, step=64, eval_runs=1)
 

