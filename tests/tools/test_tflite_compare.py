@@ -8,6 +8,7 @@ import pytest
 
 from .tool_file import load_tool
 
+
 @pytest.fixture(scope="module")
 def tool(keras):
     tf = pytest.importorskip("tensorflow")  # the keras fixture has imported it once for the session
