@@ -71,21 +71,12 @@ def _warm_up_int8(spec):
     gc.collect()
 
 
-def _scrub(depth=24):
-    # Calls that overwrite the C stack below this frame: the collector scans the
-    # stack conservatively, and a stale pointer left there by the build would
-    # keep its garbage alive and count it as held.
-    if depth:
-        _scrub(depth - 1)
-
-
 def _held(build):
     # (object built, heap bytes it holds, peak of live heap while building it);
     # MemoryError passes to the caller.
     gc.collect()
     before = Watched.peak = gc.mem_alloc()
     obj = build()
-    _scrub()
     gc.collect()
     held = gc.mem_alloc() - before
     return obj, held, max(Watched.peak - before, held)
