@@ -78,7 +78,9 @@ def _float32(x):
 
 def _stride(layer):
     # Bytes from one weight row to the next: inputs rounded up to whole words
-    # (modelfile.stride), so every row starts word-aligned.
+    # (modelfile.stride, which this module cannot import: on the host the
+    # firmware and the protocol are separate packages), so every row starts
+    # word-aligned.
     return (layer.inputs + 3) & ~3
 
 

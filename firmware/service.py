@@ -155,6 +155,14 @@ def _verify(path, name):
     return _weights_bytes(layers), checksum
 
 
+def _dtype(head):
+    # The number type named by a model file's first 6 bytes (to the number type
+    # byte), or None for a file that is not a model.
+    if len(head) == 6 and head[:4] == modelfile.MAGIC and head[5] < len(modelfile.DTYPES):
+        return modelfile.DTYPES[head[5]]
+    return None
+
+
 class Service:
     def __init__(self):
         self.net = None
@@ -202,8 +210,7 @@ class Service:
         gc.collect()  # the arrays are allocated largest first, into a clean heap
         try:
             with open(path, "rb") as f:
-                head = f.read(6)  # to the number type byte
-                if head[5:] == bytes((modelfile.DTYPE_INT8,)) and "anne.int8" not in sys.modules:
+                if _dtype(f.read(6)) == "int8" and "anne.int8" not in sys.modules:
                     # The int8 kernel's code stays while an int8 model is active
                     # (_forget_int8): imported before the model's arrays, it lies
                     # below them, not in the gap they leave when they go.
@@ -248,7 +255,7 @@ class Service:
         if "anne.int8" in sys.modules and not (self.net and self.net.dtype == "int8"):
             del sys.modules["anne.int8"]
             package = sys.modules.get("anne")
-            if package is not None and "int8" in dir(package):
+            if package is not None and hasattr(package, "int8"):
                 delattr(package, "int8")
 
     def _activate(self, name, path=None, remember=True):
@@ -344,13 +351,10 @@ class Service:
         for name in store.names():
             try:
                 with open(store.path(name), "rb") as f:
-                    head = f.read(6)  # to the number type byte: cheap enough for a listing
+                    dtype = _dtype(f.read(6))  # cheap enough for a listing
                     size = f.seek(0, 2)
             except OSError:
                 continue  # removed meanwhile
-            dtype = None  # a file that is not a model
-            if len(head) == 6 and head[:4] == modelfile.MAGIC and head[5] < len(modelfile.DTYPES):
-                dtype = modelfile.DTYPES[head[5]]
             models.append({"name": name, "size": size, "dtype": dtype,
                            "active": bool(self.net and self.net.name == name)})
         return {"models": models}
