@@ -135,9 +135,11 @@ class VirtualPico:
     def _boot(self):
         # As a board runs main.py after reset and then its REPL; Ctrl-D at the REPL
         # (a soft reset on a board) ends the Unix port, so the bridge boots it again.
-        lib = self.flash_dir / "lib"
+        # The import path is relative to the flash folder, as /lib is on a board: module
+        # paths (__file__, interned on the heap) then take the same room wherever the
+        # folder lies on this PC.
         args = ["-i", "main.py"] if (self.flash_dir / "main.py").exists() else []
-        argv, env = unixport.command(lib, self.heap, args)
+        argv, env = unixport.command("lib", self.heap, args)
         slave = self._fds[1]
         # A board loses what was in its USB buffer when it resets.
         termios.tcflush(slave, termios.TCIFLUSH)
