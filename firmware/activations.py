@@ -3,11 +3,13 @@
 # Each must be safe for every finite input on the board's 32-bit floats, where
 # math.exp raises ValueError past about 88.7 and math.log(0) raises too: the
 # formulas below only ever exponentiate non-positive numbers, or guard first.
-# Definitions follow Keras 3 (keras.activations, TensorFlow backend).
+# Definitions follow Keras 3 (keras.activations, TensorFlow backend) for finite
+# values; at NaN and infinities, MODEL_FORMAT.md's "Non-finite values" (limits).
 import math
 import sys
 
 _INF = float("inf")
+_NAN = float("nan")
 _EXP_MAX = 88.72  # exp(88.72) is just below float32's largest value
 _SELU_ALPHA = 1.6732632423543772
 _SELU_SCALE = 1.0507009873554805
@@ -31,6 +33,12 @@ def _softplus(v):
     # log(1 + e^v) = max(v, 0) + log(1 + e^-|v|); the exponent is never positive.
     a = -v if v > 0 else v
     return (v if v > 0 else 0.0) + math.log(1.0 + math.exp(a))
+
+
+def _softsign(v):
+    if v == _INF or v == -_INF:  # the limit, where inf / inf would be NaN
+        return 1.0 if v > 0 else -1.0
+    return v / (1.0 + (v if v > 0 else -v))
 
 
 def _erf(v):
@@ -85,32 +93,57 @@ def _celu(p):
 
 def _gelu(p):
     if p[0]:  # approximate
-        return lambda v: 0.5 * v * (1.0 + math.tanh(_SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)))
-    return lambda v: 0.5 * v * (1.0 + _erf(v * _SQRT_HALF))
+        return lambda v: 0.0 if v == -_INF else 0.5 * v * (1.0 + math.tanh(_SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)))
+    return lambda v: 0.0 if v == -_INF else 0.5 * v * (1.0 + _erf(v * _SQRT_HALF))
 
 
 def _largest(x, n):
-    top = x[0]
-    for i in range(1, n):
-        if x[i] > top:
-            top = x[i]
+    # The largest value, or NaN if any value is NaN.
+    top = -_INF
+    for i in range(n):
+        v = x[i]
+        if v > top:
+            top = v
+        elif v != v:
+            return v
     return top
+
+
+def _row_limit(x, n, top, log):
+    # A row softmax cannot compute as written (MODEL_FORMAT.md, "Non-finite values"):
+    # a NaN logit, or every logit -inf, gives NaN everywhere; otherwise the k logits
+    # at +inf share the mass equally (1/k; log: -log k) and the rest get 0 (log: -inf).
+    # Returns True if the row was such a row and is done.
+    if top == top and top != _INF and top != -_INF:
+        return False
+    k = 0
+    if top == _INF:
+        for i in range(n):
+            k += x[i] == _INF
+    share = (-math.log(k) if log else 1.0 / k) if k else _NAN
+    rest = (-_INF if log else 0.0) if k else _NAN
+    for i in range(n):
+        x[i] = share if x[i] == _INF else rest
+    return True
 
 
 def _softmax(x, n):
     top = _largest(x, n)
+    if _row_limit(x, n, top, False):
+        return
     total = 0.0
     for i in range(n):
         e = math.exp(x[i] - top)  # never above exp(0)
         x[i] = e
         total += e
     for i in range(n):
-        # 0 stays 0 even when total is NaN (an inf logit): Keras does the same
-        x[i] = x[i] / total if x[i] else 0.0
+        x[i] /= total  # total >= 1: the largest term is exp(0)
 
 
 def _log_softmax(x, n):
     top = _largest(x, n)
+    if _row_limit(x, n, top, True):
+        return
     total = 0.0
     for i in range(n):
         total += math.exp(x[i] - top)
@@ -123,7 +156,7 @@ def _prelu(alpha):
     def apply(x, n):
         for i in range(n):
             if x[i] < 0:
-                x[i] *= alpha[i]
+                x[i] = x[i] * alpha[i] if alpha[i] else 0.0  # 0 at -inf too
     return apply
 
 
@@ -133,13 +166,13 @@ _SCALAR = {
     "selu": lambda v: _SELU_SCALE * (v if v > 0 else _SELU_ALPHA * (math.exp(v) - 1.0)),
     "sigmoid": _sigmoid,
     "hard_sigmoid": lambda v: 0.0 if v <= -3.0 else (1.0 if v >= 3.0 else (v + 3.0) / 6.0),
-    "hard_silu": lambda v: v * 0.0 if v <= -3.0 else (v if v >= 3.0 else v * (v + 3.0) / 6.0),
+    "hard_silu": lambda v: -0.0 if v <= -3.0 else (v if v >= 3.0 else v * (v + 3.0) / 6.0),
     "tanh": math.tanh,
     "softplus": _softplus,
-    "softsign": lambda v: v / (1.0 + (v if v > 0 else -v)),
-    "silu": lambda v: v * _sigmoid(v),
+    "softsign": _softsign,
+    "silu": lambda v: 0.0 if v == -_INF else v * _sigmoid(v),
     "exponential": _exp,
-    "mish": lambda v: v * math.tanh(_softplus(v)),
+    "mish": lambda v: 0.0 if v == -_INF else v * math.tanh(_softplus(v)),
     "hard_tanh": lambda v: -1.0 if v < -1.0 else (1.0 if v > 1.0 else v),
     "log_sigmoid": lambda v: -_softplus(-v),
 }

@@ -1,12 +1,14 @@
 """Samples of the wrong size are refused; NaN, infinite and absurd values are computed
-as documented (PROTOCOL.md, "Samples"), never a crash: what Keras gives, except that
-sums Keras overflows in float32 partial sums are rounded once, exactly."""
+as specified (MODEL_FORMAT.md, "Non-finite values"), never a crash: what Keras gives for
+finite values, the spec's limits and NaN rules beyond them, and every dense sum rounded
+once, exactly."""
 
 import numpy as np
 import pytest
 
 from anne_host import export, model_doc
 
+from . import nonfinite_spec as spec
 from .conftest import MODELS, blob, request
 
 NAN, INF = float("nan"), float("inf")
@@ -17,8 +19,6 @@ ODD = np.array([[NAN] * 4, [INF] * 4, [-INF] * 4, [5.9, 3.0, 5.1, NAN], [INF, 0,
                 [100, -100, 50, 3], [-1e5, 1e5, -5e4, -3]], np.float32)
 # Near float32's largest value: sums of several such products exceed it part way.
 HUGE = np.array([[3.4e38] * 4, [-3.4e38] * 4, [3.4e38, -3.4e38, 3.4e38, -3.4e38]], np.float32)
-# Where the board still differs from Keras: infinite pre-activations (firmware/activations.py).
-DIFFERS_ON_INFINITY = {}  # activation -> why the board differs from Keras on infinities
 ACTIVATIONS = ["linear", "relu", "relu6", "leaky_relu", "elu", "selu", "sigmoid", "hard_sigmoid",
                "tanh", "softmax", "softplus", "softsign", "silu", "gelu", "exponential", "hard_silu",
                "mish", "log_softmax", "celu", "hard_tanh", "log_sigmoid"]
@@ -42,11 +42,21 @@ def test_a_sample_of_the_wrong_size_is_refused(iris6):
 
 
 @pytest.mark.parametrize("name", ["iris3", "iris6", "iris8"])
-def test_odd_values_give_what_keras_gives_on_the_iris_nets(board, keras, name):
+def test_odd_values_give_what_the_spec_gives_on_the_iris_nets(board, keras, name):
     board.upload(blob(name), name)
-    net = keras.models.load_model(MODELS / (name + ".keras"), compile=False)
-    # The eager call: model.predict may fuse ops (oneDNN) that turn relu(NaN) into 0.
-    _same(_board_outputs(board, ODD), net(ODD, training=False).numpy())
+    doc = model_doc.read(MODELS / (name + ".json"))
+    _same(_board_outputs(board, ODD), spec.forward(keras, doc, ODD))
+
+
+def test_the_spec_oracle_is_keras_on_finite_values(keras):
+    # The oracle above is Keras itself wherever Keras is defined: on finite inputs of
+    # the IRIS nets (whose scaling layers the export folded) it gives the model's outputs.
+    rows = ODD[np.isfinite(ODD).all(axis=1)]
+    for name in ("iris3", "iris6", "iris8"):
+        net = keras.models.load_model(MODELS / (name + ".keras"), compile=False)
+        doc = model_doc.read(MODELS / (name + ".json"))
+        np.testing.assert_allclose(spec.forward(keras, doc, rows), net(rows, training=False).numpy(),
+                                   rtol=1e-5, atol=1e-6)
 
 
 def _one_layer(keras, activation):
@@ -69,48 +79,42 @@ def every_activation(pico, keras):
     return models
 
 
-def _pre_activation(model, x):
-    """The dense sum, exact in float64, rounded once to float32 (inf beyond its range)."""
+def _spec_outputs(keras, model, activation, x):
     kernel, bias = model.layers[0].get_weights()
-    with np.errstate(over="ignore", invalid="ignore"):
-        return (x.astype(np.float64) @ kernel.astype(np.float64) + bias).astype(np.float32)
-
-
-def _finite_rows(model, x, activation):
-    # For the activations listed in DIFFERS_ON_INFINITY, the rows without an infinite
-    # pre-activation; for the others, every row.
-    if activation not in DIFFERS_ON_INFINITY:
-        return np.ones(len(x), bool)
-    return np.isfinite(_pre_activation(model, x)).all(axis=1) | np.isnan(x).any(axis=1)
+    return spec.activation(keras, activation, spec.dense_sum(x, kernel.T, bias))
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_odd_values_give_what_keras_gives_for_every_activation(board, every_activation, activation):
+def test_odd_values_give_what_the_spec_gives_for_every_activation(board, every_activation, keras, activation):
     board.select(activation)
     model = every_activation[activation]
-    rows = _finite_rows(model, ODD, activation)
-    _same(_board_outputs(board, ODD[rows]), model(ODD[rows], training=False).numpy())
+    _same(_board_outputs(board, ODD), _spec_outputs(keras, model, activation, ODD))
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_sums_beyond_float32_midway_are_rounded_once(board, every_activation, keras, activation):
-    board.select(activation)
-    model = every_activation[activation]
-    rows = _finite_rows(model, HUGE, activation)
     # The exact sum rounded once to float32 (inf only if the sum itself is beyond
-    # float32), then Keras' activation: Keras' own float32 partial sums overflow here.
-    z = _pre_activation(model, HUGE[rows])
-    expected = keras.ops.convert_to_numpy(keras.activations.get(activation)(z))
-    _same(_board_outputs(board, HUGE[rows]), expected)
-
-
-@pytest.mark.parametrize("activation", ["softmax", "hard_silu"])
-def test_infinite_pre_activations_give_what_keras_gives(board, every_activation, activation):
-    # Once different from Keras: softmax beside a +inf logit, hard_silu(-inf).
+    # float32): Keras' own float32 partial sums overflow here.
     board.select(activation)
     model = every_activation[activation]
-    x = np.array([[INF, 0, 0, 1], [-INF, 0, 0, 1]], np.float32)
-    _same(_board_outputs(board, x), model(x, training=False).numpy())
+    _same(_board_outputs(board, HUGE), _spec_outputs(keras, model, activation, HUGE))
+
+
+@pytest.mark.parametrize("activation", ["softmax", "log_softmax"])
+def test_a_row_softmax_at_infinity_is_its_limit_and_nan_spreads(board, keras, activation):
+    # Logits given directly (an activation layer): +inf logits share the mass, -inf
+    # ones get nothing, a NaN or a row of -inf has no distribution.
+    doc = {"format": "anne-model", "version": 1, "name": "rows", "inputs": 3,
+           "layers": [{"type": "activation", "activation": activation}]}
+    board.upload(model_doc.pack(doc), "rows")
+    x = np.array([[INF, 0, 0], [INF, INF, 0], [INF, INF, INF], [-INF, 0, 1], [-INF] * 3,
+                  [NAN, 0, 1], [NAN, INF, 0], [INF, -INF, 0]], np.float32)
+    got = _board_outputs(board, x)
+    _same(got, spec.activation(keras, activation, x))
+    log = activation == "log_softmax"
+    _same(got[1], [-np.log(2), -np.log(2), -INF] if log else [0.5, 0.5, 0])
+    assert np.isnan(got[4:7]).all()
+    board.delete("rows")
 
 
 def test_a_batch_of_odd_values_equals_one_sample_at_a_time(iris6):
