@@ -7,20 +7,22 @@
 # writes float64 like msgpack.packb's default), str, bin, array, map (keys str or
 # int). Refused with ValueError: ext and timestamp types, 0xc1, bad UTF-8, truncated
 # input, trailing bytes, nesting deeper than MAX_DEPTH. The board decodes whatever
-# arrives on the serial line, so the decoder never recurses without bound and checks
-# every declared length against the bytes actually present before it allocates.
+# arrives on the serial line, so the decoder checks every declared length against the
+# bytes actually present before it allocates, and neither side recurses: the board's
+# C stack overflows (RuntimeError) after about a dozen nested Python calls, so open
+# containers wait on an explicit stack and any depth up to MAX_DEPTH works there.
 #
-# Written for MicroPython's costs: a call whose frame (locals plus value stack) is over
-# 11 words gets that frame from the heap, so the per-value methods below are kept
-# small and loops live in the per-container methods. Encoding writes into one
-# bytearray that doubles when full; nothing is allocated per scalar. A Packer given
-# a buffer large enough writes in place: the board builds a reply frame that way,
-# header room, body and CRC room in one buffer, with a sample's outputs written
-# straight into their bin (Packer.bin_room).
+# Written for MicroPython's costs: a call costs more than a few bytecodes, so the
+# decoder is one loop over the bytes with its state in locals (the fastest names).
+# Encoding writes into one bytearray that doubles when full; nothing is allocated per
+# scalar. A Packer given a buffer large enough writes in place: the board builds a
+# reply frame that way, header room, body and CRC room in one buffer, with a sample's
+# outputs written straight into their bin (Packer.bin_room).
 from struct import pack_into, unpack_from
 
-# Containers nested deeper than this are refused both ways. Protocol messages are a
-# few levels deep; the limit keeps recursion on the board's small C stack bounded.
+# Containers nested deeper than this are refused both ways (PROTOCOL.md). Requests are
+# flat maps and replies at most 3 levels deep; the limit bounds the heap that a hostile
+# document can make the decoder hold open (a list or dict per level).
 MAX_DEPTH = 16
 
 # Tables are kept few and small: on the board every tuple and dict entry is heap.
@@ -34,12 +36,12 @@ _STR_HEAD = b"\xa0\x20\xd9\xda\xdb"
 _BIN_HEAD = b"\x00\x00\xc4\xc5\xc6"
 _ARRAY_HEAD = b"\x90\x10\x00\xdc\xdd"
 _MAP_HEAD = b"\x80\x10\x00\xde\xdf"
-_BIN, _STR, _ARRAY, _MAP = 0, 1, 2, 3
+_BIN, _STR, _ARRAY, _MAP = 0, 1, 2, 3  # _BIN and _STR first: kind <= _STR is "bytes follow"
 
 # Type tuples built once: a tuple written inside isinstance() is allocated per call.
 _KEY_TYPES = (str, int)
 _BUFFERS = (bytes, bytearray, memoryview)
-_SEQUENCES = (list, tuple)
+_CONTAINERS = (list, tuple, dict)
 
 
 def packb(obj):
@@ -47,12 +49,6 @@ def packb(obj):
     packer = Packer()
     packer.pack(obj)
     return bytes(memoryview(packer.buf)[:packer.n])
-
-
-def _is_key(key):
-    # bool is tested first: it is an int subclass in CPython but not in MicroPython,
-    # and refusing it everywhere keeps both interpreters in agreement.
-    return key is not True and key is not False and isinstance(key, _KEY_TYPES)
 
 
 class Packer:
@@ -66,6 +62,7 @@ class Packer:
 
     def __init__(self, buf=None, start=0):
         self.buf = bytearray(64) if buf is None else buf
+        self.view = memoryview(self.buf)  # of buf, for raw(); replaced when buf is
         self.n = start
 
     def room(self, size):
@@ -78,8 +75,9 @@ class Packer:
 
     def grow(self, need):
         buf = bytearray(max(need, 2 * len(self.buf)))
-        buf[:self.n] = memoryview(self.buf)[:self.n]
+        buf[:self.n] = self.view[:self.n]
         self.buf = buf
+        self.view = memoryview(buf)
 
     # room() may replace self.buf, so it is called before self.buf is read.
     def byte(self, value):
@@ -93,7 +91,10 @@ class Packer:
 
     def raw(self, data):
         at = self.room(len(data))
-        self.buf[at:self.n] = data
+        # Through a view of just these bytes: assigning to a slice of the whole buffer
+        # also moves every byte after the slice onto itself (MicroPython's memmove: on
+        # the board 0.05-0.3 ms per str or bin in a 4 KB reply buffer, however short).
+        self.view[at:self.n][:] = data
 
     def head(self, n, spec):
         if n < spec[1]:
@@ -136,7 +137,13 @@ class Packer:
         self.head(size, _BIN_HEAD)
         return self.room(size)
 
-    def pack(self, obj, depth=0):
+    def pack(self, obj):
+        # A dict first: the server packs every reply as one, and the scalar tests would all fail.
+        if isinstance(obj, dict) or not self.scalar(obj):
+            self.tree(obj)
+
+    def scalar(self, obj):
+        # Writes obj unless it is a list, tuple or dict (then False, nothing written).
         if obj is None:
             self.byte(0xC0)
         elif obj is True:  # before int: bool is an int subclass in CPython
@@ -155,31 +162,64 @@ class Packer:
         elif isinstance(obj, _BUFFERS):
             self.head(len(obj), _BIN_HEAD)
             self.raw(obj)
-        elif isinstance(obj, _SEQUENCES):
-            self.array(obj, depth)
-        elif isinstance(obj, dict):
-            self.map(obj, depth)
+        elif isinstance(obj, _CONTAINERS):
+            return False
         else:
             raise TypeError("mpack: cannot encode %s" % type(obj).__name__)
+        return True
 
-    def array(self, items, depth):
-        if depth >= MAX_DEPTH:
-            raise ValueError("mpack: nesting deeper than %d" % MAX_DEPTH)
-        self.head(len(items), _ARRAY_HEAD)
-        i = 0
-        while i < len(items):  # not a for loop: its iterator would push the frame to the heap
-            self.pack(items[i], depth + 1)
-            i += 1
-
-    def map(self, items, depth):
-        if depth >= MAX_DEPTH:
-            raise ValueError("mpack: nesting deeper than %d" % MAX_DEPTH)
-        self.head(len(items), _MAP_HEAD)
-        for key, value in items.items():
-            if not _is_key(key):
-                raise TypeError("mpack: map keys must be str or int, not %s" % type(key).__name__)
-            self.pack(key, depth + 1)
-            self.pack(value, depth + 1)
+    def tree(self, obj):
+        # A list, tuple or dict, written without recursion: the board's C stack
+        # overflows after about a dozen nested Python calls, so the containers still
+        # being written wait on an explicit stack (at most MAX_DEPTH of them) with
+        # the state of their loop. A dict is walked by its keys, counted (no
+        # StopIteration), each value looked up: no tuple is made per entry.
+        depth = 0
+        stack = None  # (cur, keys, i, n) of each enclosing container; made when first needed
+        while True:
+            # obj is a container: its head, then it is the innermost one being written.
+            if depth >= MAX_DEPTH:
+                raise ValueError("mpack: nesting deeper than %d" % MAX_DEPTH)
+            if depth:
+                if stack is None:
+                    stack = []
+                stack.append(cur)
+                stack.append(keys)
+                stack.append(i)
+                stack.append(n)
+            depth += 1
+            cur, n, i = obj, len(obj), 0
+            if isinstance(obj, dict):
+                self.head(n, _MAP_HEAD)
+                keys = iter(obj)
+            else:
+                self.head(n, _ARRAY_HEAD)
+                keys = None
+            while True:
+                if i < n:
+                    if keys is None:
+                        obj = cur[i]
+                    else:
+                        obj = next(keys)
+                        # bool first: an int subclass in CPython but not in MicroPython, and
+                        # refused everywhere to keep both interpreters in agreement.
+                        if obj is True or obj is False or not isinstance(obj, _KEY_TYPES):
+                            raise TypeError("mpack: map keys must be str or int, not %s"
+                                            % type(obj).__name__)
+                        self.scalar(obj)
+                        obj = cur[obj]
+                    i += 1
+                    if not self.scalar(obj):
+                        break  # a container: opened by the outer loop
+                    continue
+                # cur is complete: back to the container that holds it.
+                depth -= 1
+                if not depth:
+                    return
+                n = stack.pop()
+                i = stack.pop()
+                keys = stack.pop()
+                cur = stack.pop()
 
 
 def unpackb(buf, bin_view=False):
@@ -189,118 +229,133 @@ def unpackb(buf, bin_view=False):
     copies: the board uses this for upload chunks. They stay valid only while the
     caller leaves ``buf`` unchanged (do not reuse a receive buffer while they live).
     """
+    # One loop, no call per value: the containers still open are kept on an explicit
+    # stack, so that nesting costs heap (bounded by MAX_DEPTH) and never the C stack,
+    # which on the board overflows after about a dozen nested Python calls. Locals,
+    # not attributes: they are the fastest names MicroPython has.
     if not isinstance(buf, _BUFFERS):
         raise TypeError("mpack: cannot decode from %s" % type(buf).__name__)
-    reader = _Reader(buf, bin_view)
+    mv = memoryview(buf)
+    end = len(mv)
+    pos = 0
+    depth = 0  # containers open: cur, and depth - 1 more saved on ``stack``
+    cur = None  # the innermost open container
+    is_map = False
+    left = 0  # values still to read into cur; a map counts its keys and values
+    key = None  # in a map: the key read last, waiting for its value
+    stack = None  # (container, left, key) of each enclosing one; made when first needed
     try:
-        obj = reader.value(0)
-    except UnicodeError:  # caught here, not per str, to keep read_str's frame small
+        while True:
+            if pos >= end:
+                raise _truncated(pos, 1, end)
+            code = mv[pos]
+            pos += 1
+            kind = -1  # a scalar, unless a string, bin or container head is read
+            if code < 0x80:  # positive fixint
+                v = code
+            elif code >= 0xE0:  # negative fixint
+                v = code - 0x100
+            elif code < 0xC0:  # fixmap 0x8_, fixarray 0x9_, fixstr 0xa0-0xbf
+                if code >= 0xA0:
+                    kind, n = _STR, code & 0x1F
+                else:
+                    kind, n = (_MAP if code < 0x90 else _ARRAY), code & 0x0F
+            elif code == 0xC0:
+                v = None
+            elif code == 0xC2:
+                v = False
+            elif code == 0xC3:
+                v = True
+            elif 0xCA <= code <= 0xD3:  # float 32/64, uint 8-64, int 8-64
+                if code < 0xCC:
+                    size = 4 if code == 0xCA else 8
+                    if size > end - pos:
+                        raise _truncated(pos, size, end)
+                    v = unpack_from(">f" if code == 0xCA else ">d", mv, pos)[0]
+                else:
+                    k = code - 0xCC
+                    size = 1 << (k & 3)
+                    if size > end - pos:
+                        raise _truncated(pos, size, end)
+                    # Read with its type byte, the byte before the value: one table for both ways.
+                    v = unpack_from(_TYPED[k], mv, pos - 1)[1]
+                pos += size
+            else:
+                # bin 8/16/32, str 8/16/32, array 16/32, map 16/32: kind, then k (_TYPED) of the length.
+                if 0xC4 <= code <= 0xC6:
+                    kind, k = _BIN, code - 0xC4
+                elif 0xD9 <= code <= 0xDB:
+                    kind, k = _STR, code - 0xD9
+                elif 0xDC <= code <= 0xDF:
+                    kind, k = (_ARRAY if code < 0xDE else _MAP), 1 + (code & 1)
+                else:  # 0xc1, ext 0xc7-0xc9, fixext 0xd4-0xd8 (timestamps too)
+                    raise ValueError("mpack: unsupported type byte 0x%02x at offset %d" % (code, pos - 1))
+                size = 1 << k
+                if size > end - pos:
+                    raise _truncated(pos, size, end)
+                n = unpack_from(_TYPED[k], mv, pos - 1)[1]
+                pos += size
+            if kind >= 0:
+                if kind <= _STR:  # bin or str: its n bytes, checked before anything is built
+                    if n > end - pos:
+                        raise _truncated(pos, n, end)
+                    v = mv[pos:pos + n]
+                    pos += n
+                    if kind == _STR:
+                        v = str(v, "utf-8")
+                    elif not bin_view:
+                        v = bytes(v)
+                else:
+                    if depth >= MAX_DEPTH:
+                        raise ValueError("mpack: nesting deeper than %d at offset %d" % (MAX_DEPTH, pos))
+                    size = n if kind == _ARRAY else 2 * n
+                    # Each element takes at least one byte: a count beyond what is left
+                    # is a lie, refused before anything is built for it.
+                    if size > end - pos:
+                        raise ValueError("mpack: truncated input: container at offset %d needs at least"
+                                         " %d bytes, %d left" % (pos, size, end - pos))
+                    v = [] if kind == _ARRAY else {}
+                    if size:  # open it: the values that follow are its own
+                        if depth:
+                            if stack is None:
+                                stack = []
+                            stack.append(cur)
+                            stack.append(left)
+                            stack.append(key)
+                        cur, is_map, left = v, kind == _MAP, size
+                        depth += 1
+                        continue
+            # v is complete: into the container it belongs to, closing every
+            # container that it completes.
+            while True:
+                if not depth:
+                    if pos != end:
+                        raise ValueError("mpack: %d trailing bytes after the document" % (end - pos))
+                    return v
+                if not is_map:
+                    cur.append(v)
+                elif left & 1:  # odd: the value of the key before it
+                    cur[key] = v
+                elif v is True or v is False or not isinstance(v, _KEY_TYPES):
+                    # bool first, as in Packer.tree.
+                    raise ValueError("mpack: map key before offset %d is %s, not str or int"
+                                     % (pos, type(v).__name__))
+                else:
+                    key = v
+                left -= 1
+                if left:
+                    break
+                v = cur
+                depth -= 1
+                if depth:
+                    key = stack.pop()
+                    left = stack.pop()
+                    cur = stack.pop()
+                    is_map = isinstance(cur, dict)
+    except UnicodeError:  # from str(): the only decode error not raised above
         raise ValueError("mpack: invalid UTF-8 in a str")
-    if reader.pos != reader.end:
-        raise ValueError("mpack: %d trailing bytes after the document" % (reader.end - reader.pos))
-    return obj
 
 
-class _Reader:
-    def __init__(self, buf, bin_view):
-        self.mv = memoryview(buf)
-        self.pos = 0
-        self.end = len(self.mv)
-        self.bin_view = bin_view
-
-    def take(self, size):
-        # Offset of the next ``size`` bytes. Every read and every declared length is
-        # checked here against what is left, before anything is built from it.
-        at = self.pos
-        if size > self.end - at:
-            raise self.truncated(size)
-        self.pos = at + size
-        return at
-
-    def truncated(self, size):
-        return ValueError("mpack: truncated input at offset %d: needs %d bytes, %d left"
-                          % (self.pos, size, self.end - self.pos))
-
-    def value(self, depth):
-        code = self.mv[self.take(1)]
-        if code < 0x80:  # positive fixint
-            return code
-        if code >= 0xE0:  # negative fixint
-            return code - 0x100
-        if code < 0x90:
-            return self.read_map(code & 0x0F, depth)
-        if code < 0xA0:
-            return self.read_array(code & 0x0F, depth)
-        if code < 0xC0:
-            return self.read_str(code & 0x1F)
-        if code == 0xC0:
-            return None
-        if code == 0xC2:
-            return False
-        if code == 0xC3:
-            return True
-        if 0xCA <= code <= 0xD3:
-            return self.number(code)
-        return self.sized(code, depth)
-
-    def number(self, code):
-        if code == 0xCA:
-            return unpack_from(">f", self.mv, self.take(4))[0]
-        if code == 0xCB:
-            return unpack_from(">d", self.mv, self.take(8))[0]
-        k = code - 0xCC
-        # Read with its type byte, the byte before the value: one table for both ways.
-        return unpack_from(_TYPED[k], self.mv, self.take(1 << (k & 3)) - 1)[1]
-
-    def sized(self, code, depth):
-        # bin 8/16/32, str 8/16/32, array 16/32, map 16/32: kind, then k (_TYPED) of the length.
-        if 0xC4 <= code <= 0xC6:
-            kind, k = _BIN, code - 0xC4
-        elif 0xD9 <= code <= 0xDB:
-            kind, k = _STR, code - 0xD9
-        elif 0xDC <= code <= 0xDF:
-            kind, k = _ARRAY if code < 0xDE else _MAP, 1 + (code & 1)
-        else:  # 0xc1, ext 0xc7-0xc9, fixext 0xd4-0xd8 (timestamps too)
-            raise ValueError("mpack: unsupported type byte 0x%02x at offset %d" % (code, self.pos - 1))
-        n = unpack_from(_TYPED[k], self.mv, self.take(1 << k) - 1)[1]
-        if kind == _STR:
-            return self.read_str(n)
-        if kind == _ARRAY:
-            return self.read_array(n, depth)
-        if kind == _MAP:
-            return self.read_map(n, depth)
-        view = self.mv[self.take(n):self.pos]
-        return view if self.bin_view else bytes(view)
-
-    def read_str(self, n):
-        return str(self.mv[self.take(n):self.pos], "utf-8")
-
-    def enter(self, n, depth):
-        # Each element takes at least one byte: a count beyond what is left is a lie,
-        # refused before the loop can build anything.
-        if depth >= MAX_DEPTH:
-            raise ValueError("mpack: nesting deeper than %d at offset %d" % (MAX_DEPTH, self.pos))
-        if n > self.end - self.pos:
-            raise ValueError("mpack: truncated input: container at offset %d needs at least"
-                             " %d bytes, %d left" % (self.pos, n, self.end - self.pos))
-
-    # Counting down in a while loop keeps these frames small enough for the C stack.
-    def read_array(self, n, depth):
-        self.enter(n, depth)
-        items = []
-        while n:
-            n -= 1
-            items.append(self.value(depth + 1))
-        return items
-
-    def read_map(self, n, depth):
-        self.enter(2 * n, depth)
-        items = {}
-        while n:
-            n -= 1
-            key = self.value(depth + 1)
-            if not _is_key(key):
-                raise ValueError("mpack: map key before offset %d is %s, not str or int"
-                                 % (self.pos, type(key).__name__))
-            items[key] = self.value(depth + 1)
-        return items
+def _truncated(pos, size, end):
+    return ValueError("mpack: truncated input at offset %d: needs %d bytes, %d left"
+                      % (pos, size, end - pos))

@@ -10,12 +10,17 @@ What is covered where:
   value is rounded to float32 when decoded (and re-encoded as the float64 of that
   float32). That rounding is a property of the board's float type, not of this codec,
   and cannot be exercised on this PC.
+- Nesting 1..100 deep, both ways, with little stack: under CPython with a low recursion
+  limit, under MicroPython in a thread with a 16 KB C stack (the board's own test is
+  tests/board/test_chip_msgpack.py).
 """
 
+import contextlib
 import json
 import math
 import random
 import struct
+import sys
 
 import msgpack
 import pytest
@@ -296,6 +301,143 @@ def test_nesting_limit():
     cycle.append(cycle)
     with pytest.raises(ValueError, match="nesting"):
         mpack.packb(cycle)
+
+
+# --- nesting at every depth, without the C stack -------------------------------------
+
+def nested_documents(depth):
+    """msgpack documents whose deepest value sits ``depth`` arrays/maps deep: every
+    container form, an empty innermost container (it counts), and a request."""
+    inner = b"".join(bytes([0x91]) if k % 2 else bytes([0x81, 0xA1, 0x6B]) for k in range(depth - 1))
+    return {
+        "fixarray": b"\x91" * depth + b"\x01",
+        "fixmap": b"\x81\xa1k" * depth + b"\x01",
+        "array16": b"\xdc\x00\x01" * depth + b"\xa1s",
+        "map32": b"\xdf\x00\x00\x00\x01\x00" * depth + b"\xc3",
+        "empty": b"\x91" * (depth - 1) + b"\x90",
+        "request": b"\x83\xa2id\x01\xa3cmd\xa5hello\xa1v" + inner + b"\xc0",
+    }
+
+
+NESTING = [(d, kind, doc) for d in range(1, 101) for kind, doc in nested_documents(d).items()]
+
+
+@contextlib.contextmanager
+def little_stack(frames=12):
+    """Only ``frames`` more Python calls allowed: a decoder that recursed per
+    container would need more than twice that for MAX_DEPTH levels."""
+    here = 0
+    frame = sys._getframe()
+    while frame:
+        here, frame = here + 1, frame.f_back
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(here + frames)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def test_nesting_at_every_depth_decodes_or_is_refused_as_documented():
+    for d, kind, doc in NESTING:
+        with little_stack():
+            try:
+                got = mpack.unpackb(doc)
+            except ValueError as e:
+                got = e
+        if d <= mpack.MAX_DEPTH:
+            assert not isinstance(got, Exception), (d, kind, got)
+            assert describe(got) == describe(reference_unpack(doc)), (d, kind)
+        else:
+            assert isinstance(got, ValueError), (d, kind, got)
+            assert "nesting deeper than %d" % mpack.MAX_DEPTH in str(got), (d, kind)
+
+
+def nested_value(depth):
+    v = "leaf"
+    for k in range(depth):
+        v = [v, 1] if k % 2 else {"k": v, 2: None}
+    return v
+
+
+def test_encoding_at_every_depth_matches_msgpack_or_is_refused():
+    for d in range(1, 101):
+        v = nested_value(d)
+        with little_stack():
+            try:
+                got = mpack.packb(v)
+            except ValueError as e:
+                got = e
+        if d <= mpack.MAX_DEPTH:
+            assert got == msgpack.packb(v, use_bin_type=True), d
+        else:
+            assert isinstance(got, ValueError) and "nesting" in str(got), (d, got)
+
+
+# A thread of MicroPython's Unix port can be given a small C stack, as the board has:
+# in one of 16 KB the old codec, which recursed per container, failed within 8 levels
+# (RuntimeError) both ways; in the main thread it reached MAX_DEPTH.
+MPY_NESTING = DESCRIBE + r'''
+import sys, json, _thread, time
+from anne.protocol import mpack
+data = sys.stdin.buffer.read()
+docs = []
+pos = 0
+while pos < len(data):
+    n = struct.unpack_from("<I", data, pos)[0]
+    docs.append(data[pos + 4:pos + 4 + n])
+    pos += 4 + n
+values = []
+v = "leaf"
+for k in range(100):
+    v = [v, 1] if k % 2 else {"k": v, 2: None}
+    values.append(v)
+
+def verdict(f, x):
+    try:
+        return ["ok", f(x)]
+    except Exception as e:  # the test asserts which: ValueError only, past the limit
+        return [type(e).__name__, str(e)]
+
+def run(out):
+    out.append([verdict(mpack.unpackb, d) for d in docs])
+    out.append([verdict(mpack.packb, x) for x in values])
+
+def shown(out):
+    # Outside the small stack: describe() recurses.
+    decoded = [[k, describe(v) if k == "ok" else v] for k, v in out[0]]
+    return [decoded, [[k, hexlify(v).decode() if k == "ok" else v] for k, v in out[1]]]
+
+main, thread = [], []
+run(main)
+_thread.stack_size(16 * 1024)
+_thread.start_new_thread(run, (thread,))
+while len(thread) < 2:
+    time.sleep_ms(5)
+print(json.dumps([shown(main), shown(thread)]))
+'''
+
+
+def test_nesting_at_every_depth_under_micropython(run_mpy):
+    # All 600 verdicts are kept for one JSON line: more heap than a Pico's, which is
+    # not what is tested here.
+    got = run_mpy.json(MPY_NESTING, stdin=pack_stream([doc for _, _, doc in NESTING]),
+                       heap=16 * 1024 * 1024)
+    for decoded, encoded in got:  # the main thread, then a thread with a small stack
+        for (d, kind, doc), (verdict, text) in zip(NESTING, decoded):
+            if d <= mpack.MAX_DEPTH:
+                assert [verdict, text] == ["ok", describe(reference_unpack(doc))], (d, kind)
+            else:
+                assert verdict == "ValueError" and "nesting deeper than 16" in text, (d, kind, text)
+        assert len(decoded) == len(NESTING)
+        for d, (verdict, text) in enumerate(encoded, 1):
+            if d <= mpack.MAX_DEPTH:
+                # MicroPython's dicts may list their two entries in the other order.
+                assert verdict == "ok" and describe(reference_unpack(bytes.fromhex(text))) == \
+                    describe(nested_value(d)), d
+            else:
+                assert verdict == "ValueError" and "nesting" in text, (d, text)
+        assert len(encoded) == 100
 
 
 @pytest.mark.parametrize("v, error, name", [
