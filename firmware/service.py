@@ -543,6 +543,7 @@ class Service:
         out = dict(self.stats)
         out["mem_alloc"] = gc.mem_alloc()
         out["mem_free"] = gc.mem_free()
+        out["ticks_us"] = time.ticks_us()  # the board's clock: rates in board time
         return out
 
     def reset(self, req):

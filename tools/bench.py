@@ -63,10 +63,6 @@ TARGET_INT8_PARAMS = 150000  # the int8 issue's
 INT8_TARGET = [512, 288, 10]  # 150,634 parameters, which the server takes as int8
 COMPACT_TARGET = [160, 160, 90]  # 40,250 parameters in narrower layers than the family's
 EVAL_SAMPLES = 3000
-# PLATFORM.md, measured on an RP2040 (MicroPython 1.28, 125 MHz): microseconds per MAC.
-RP2040_US_PER_MAC = [("paper-style list loop", "21-26"),
-                     ("viper block floating point prototype", "1.5-1.9"),
-                     ("plain viper int8 loop (ptr8)", "0.87")]
 # Imports: what `anne.load` needs, and the whole server (which imports the rest).
 ENGINE_MODULES = ["anne", "anne.protocol.modelfile", "anne.engine", "anne.kernels", "anne.bfp",
                   "anne.activations", "anne.store"]
@@ -686,7 +682,6 @@ def report(result, md=False):
                        "MACs; %d stack loads, %d stack stores, %d multiplies)" % (
                            march, c["kernel"], c["function"], c["instructions_per_mac"], c["instructions"],
                            c["macs_per_iteration"], c["stack_loads"], c["stack_stores"], c["muls"]))
-    out.append("RP2040 per MAC (PLATFORM.md): " + "; ".join("%s %s µs" % kv for kv in RP2040_US_PER_MAC))
     imp = result["imports"]
     for what in ("engine", "server"):
         py, mpy = imp[what + "_py"], imp[what + "_mpy"]
@@ -766,7 +761,17 @@ def main(argv=None):
     ap.add_argument("--markdown", action="store_true", help="the table as Markdown (for the README)")
     ap.add_argument("--no-e2e", action="store_true", help="skip the runs through the serial protocol")
     ap.add_argument("--models", help="comma-separated subset of the models, by name (e.g. iris6)")
+    board = ap.add_argument_group("on a board (tools/bench_board.py)")
+    board.add_argument("--port", help="measure the board on this serial port instead, in its own time")
+    board.add_argument("--deploy", action="store_true", help="deploy the firmware to it first")
+    board.add_argument("--no-baseline", action="store_true", help="skip the paper-style code at its REPL")
+    board.add_argument("--no-largest", action="store_true", help="skip the search for the largest model")
     opts = ap.parse_args(argv)
+    if opts.port:
+        import bench_board
+
+        opts.step = 16 if opts.quick else 8
+        return bench_board.main(opts)
     opts.rounds = 5
     opts.passes = 1 if opts.quick else 3
     opts.round_us = 20000 if opts.quick else 60000

@@ -5,8 +5,8 @@
 #
 # Written to be fair to the list approach, not to lose on purpose:
 # - Each neuron's weights are one list (the paper's n_in-row, n-column matrix,
-#   transposed), so the inner loop is `s += row[i] * x[i]`: the loop PLATFORM.md
-#   timed on an RP2040, and about 10 % faster here than indexing the paper's
+#   transposed), so the inner loop is `s += row[i] * x[i]`: the loop timed on
+#   RP2040 boards, and about 10 % faster here than indexing the paper's
 #   matrix by column (w[i][j]), which needs a second subscript per multiply.
 # - The input is turned into a list once per inference, so the inner loop reads
 #   list items (no new float object per read, as an array('f') would make).
