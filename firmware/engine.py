@@ -110,10 +110,8 @@ class Net:
             self.kernel = "int8-reference"
             self._steps = (_int8_reference, self, None, self.outputs)
             return
-        from . import int8
-
-        self.kernel = "int8"
-        self._steps = (int8.run, int8.prepare(self.meta, self.layers), None, self.outputs)
+        self.kernel, k = kernels.int8(kernel)
+        self._steps = (k.run, k.prepare(self.meta, self.layers), None, self.outputs)
 
     def forward(self, x):
         """Run the network on ``x`` (a sequence of ``inputs`` numbers); returns the
@@ -124,12 +122,16 @@ class Net:
         return _run(self._steps, x, self.inputs, self._a, self._b)
 
     def profile(self, x):
-        """Like forward, timing each layer: returns its microseconds per layer."""
+        """Like forward, timing each layer: returns its microseconds per layer.
+        An int8 model's first layer includes quantizing the input, its last
+        writing the output floats."""
         times = []
         src, dst = self._a, self._b
         for i in range(self.inputs):
             src[i] = x[i]
         steps = self._steps
+        if self.dtype == "int8":
+            return self._profile_int8(src, steps[1], times)
         for k in range(0, len(steps), 4):
             run, state, act, units = steps[k:k + 4]
             t0 = time.ticks_us()
@@ -139,6 +141,37 @@ class Net:
             if act:
                 act(src, units)
             times.append(time.ticks_diff(time.ticks_us(), t0))
+        return times
+
+    def _profile_int8(self, buf, state, times):
+        # The int8 kernels run a whole model per call: span() makes a call run
+        # one layer, from and to the state's own buffers.
+        n = len(self.layers)
+        if self.kernel == "int8-reference":
+            from . import int8
+
+            quant = self.meta["input_quant"]
+            q, z = None, quant[1]
+            for k, layer in enumerate(self.layers):
+                t0 = time.ticks_us()
+                if k == 0:
+                    q = [int8.quantize_input(buf[i], quant) for i in range(self.inputs)]
+                q = int8.reference_layer(q, z, layer)
+                if k == n - 1:
+                    int8.dequantize(q, layer)
+                times.append(time.ticks_diff(time.ticks_us(), t0))
+                z = layer.quant[1]
+            return times
+        k = kernels.int8(self.kernel)[1]
+        run = self._steps[0]
+        try:
+            for i in range(n):
+                k.span(state, i, i + 1)
+                t0 = time.ticks_us()
+                run(buf, buf, state)
+                times.append(time.ticks_diff(time.ticks_us(), t0))
+        finally:
+            k.span(state, 0, n)
         return times
 
     def run_batch(self, data, rows, ys, classes, times):

@@ -136,28 +136,33 @@ def reference(x, meta, layers):
     q = [quantize_input(v, meta["input_quant"]) for v in x]
     z = meta["input_quant"][1]
     for layer in layers:
-        if getattr(layer, "int8_prepared", False):
-            raise ValueError("int8.reference needs layers as loaded, not prepared ones")
-        _, out_zp, req_zp, lo, hi, flags = layer.quant
-        if layer.kind == "dense":
-            w, n_in, step = layer.weights, layer.inputs, _stride(layer)
-            p = []
-            for j in range(layer.units):
-                acc = layer.bias[j]
-                row = j * step
-                for i in range(n_in):
-                    acc += _signed8(w[row + i]) * (q[i] - z)
-                p.append(_requantize(acc, layer.multiplier[j], layer.shift[j], req_zp, lo, hi))
-        else:
-            p = q
-        if flags == _LUT:
-            q = [_signed8(layer.table[v + 128]) for v in p]
-        elif flags == _SOFTMAX:
-            q = _softmax_q(p, layer.table)
-        else:
-            q = p
-        z = out_zp
+        q = reference_layer(q, z, layer)
+        z = layer.quant[1]
     return q
+
+
+def reference_layer(q, z, layer):
+    """One layer of reference(): its int8 outputs for its int8 inputs ``q``, whose
+    zero point is ``z``."""
+    if getattr(layer, "int8_prepared", False):
+        raise ValueError("int8.reference needs layers as loaded, not prepared ones")
+    _, out_zp, req_zp, lo, hi, flags = layer.quant
+    if layer.kind == "dense":
+        w, n_in, step = layer.weights, layer.inputs, _stride(layer)
+        p = []
+        for j in range(layer.units):
+            acc = layer.bias[j]
+            row = j * step
+            for i in range(n_in):
+                acc += _signed8(w[row + i]) * (q[i] - z)
+            p.append(_requantize(acc, layer.multiplier[j], layer.shift[j], req_zp, lo, hi))
+    else:
+        p = q
+    if flags == _LUT:
+        return [_signed8(layer.table[v + 128]) for v in p]
+    if flags == _SOFTMAX:
+        return _softmax_q(p, layer.table)
+    return p
 
 
 def dequantize(q, layer):
@@ -213,27 +218,37 @@ def _check_dense(layer, index):
             raise ValueError("layer %d, unit %d: the accumulator could reach 2^31" % (index, j))
 
 
+def convert(layers, thumb=False):
+    """Checks each dense layer and converts its weights in place to offset
+    binary, once (after which reference() refuses the layers); returns the
+    width of the activation buffers, whole words. Both kernels' prepare; the
+    Thumb kernel's (thumb=True) then lays the rows out in pairs, which this
+    kernel refuses."""
+    width = layers[0].inputs
+    for index, layer in enumerate(layers):
+        width = max(width, layer.inputs, layer.units)
+        if not thumb and getattr(layer, "int8_pairs", False):
+            raise ValueError("layer %d: its weights are laid out for the Thumb kernel" % index)
+        if layer.kind == "dense" and not getattr(layer, "int8_prepared", False):
+            _check_dense(layer, index)
+            _to_offset_binary(layer.weights, len(layer.weights))
+            layer.int8_prepared = True
+    return (width + 3) & ~3
+
+
 def prepare(meta, layers):
-    """The state run() needs, made once. Converts each dense layer's weights in
-    place to offset binary (after which reference() refuses the layers; a
+    """The state run() needs, made once. Converts the weights (convert(); a
     second prepare() of the same layers converts nothing again). Allocates the
     two activation byte buffers, one word per input for the dense layers'
     operand, and a few words of parameters per layer and for the output."""
     _, z_in, m_in, sh_in = meta["input_quant"]
-    width = layers[0].inputs
-    for layer in layers:
-        width = max(width, layer.inputs, layer.units)
-    width = (width + 3) & ~3
+    width = convert(layers)
     steps = []
     z = z_in
-    for index, layer in enumerate(layers):
+    for layer in layers:
         _, out_zp, req_zp, lo, hi, flags = layer.quant
         kind = _DENSE if layer.kind == "dense" else _ACTIVATION
         if kind == _DENSE:
-            if not getattr(layer, "int8_prepared", False):
-                _check_dense(layer, index)
-                _to_offset_binary(layer.weights, len(layer.weights))
-                layer.int8_prepared = True
             arrays = (layer.weights, layer.bias, layer.multiplier, layer.shift)
         else:
             arrays = (_NO_TABLE, _NO_TABLE, _NO_TABLE, _NO_TABLE)
@@ -245,7 +260,16 @@ def prepare(meta, layers):
     out = array("i", (_float32_bits(last.quant[0]), last.quant[1]))  # for _dequantize
     return (bytearray(width), bytearray(width), array("i", range(width)),
             array("i", (layers[0].inputs, z_in, m_in, sh_in)), tuple(steps), out,
-            last.units)
+            last.units, array("i", (0, len(layers))))
+
+
+def span(state, first, last):
+    """Make run() compute only layers first..last-1 (the input is quantized when
+    first is 0, the output written when last is the last layer's end), reading
+    and leaving the activations in the state's buffers: a profile times one
+    layer at a time. span(state, 0, len(layers)) restores a whole inference."""
+    state[7][0] = first
+    state[7][1] = last
 
 
 # --- inference: viper, nothing allocated ---------------------------------------
@@ -532,20 +556,26 @@ def run(src, dst, state):
     a = state[0]
     b = state[1]
     words = state[2]
-    _quantize(src, a, state[3])
     steps = state[4]
     n = int(len(steps))
+    part = ptr32(state[7])  # the layers to run: all but in a profile (span)
+    first = part[0]
+    last = part[1]
+    if first == 0:
+        _quantize(src, a, state[3])
     i = 0
-    while i < n:
+    while i < last:
         step = steps[i]
         prm = ptr32(step[5])
         if prm[_KIND] == _DENSE:
-            _operand(0, 0, a, words, step[5])
-            _dense(0, 0, words, step, b)
-            a, b = b, a
-        elif prm[_FLAGS] == _LUT:
+            if i >= first:
+                _operand(0, 0, a, words, step[5])
+                _dense(0, 0, words, step, b)
+            a, b = b, a  # skipped layers too: a holds layer i's input
+        elif i >= first and prm[_FLAGS] == _LUT:
             _table(a, prm[_N_OUT], step[4])
-        if prm[_FLAGS] == _SOFTMAX:
+        if i >= first and prm[_FLAGS] == _SOFTMAX:
             _softmax(a, prm[_N_OUT], step[4])
         i += 1
-    _dequantize(a, dst, state[5], state[6])
+    if last == n:
+        _dequantize(a, dst, state[5], state[6])

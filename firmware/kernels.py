@@ -49,3 +49,26 @@ def get(name):
 
 # Viper exists only in MicroPython; elsewhere (CPython tests) the reference kernel runs.
 DEFAULT = "bfp" if sys.implementation.name == "micropython" else "reference"
+
+
+def thumb():
+    """True where MicroPython runs on a Thumb core (the .mpy architecture of
+    py/persistentcode.h: armv6m to armv7emdp), whose ports have the inline
+    Thumb assembler; False on the Unix port, x86 or xtensa, and CPython."""
+    return 4 <= getattr(sys.implementation, "_mpy", 0) >> 10 & 15 <= 8
+
+
+def int8(name):
+    """(kernel name, module with prepare, run and span) for an int8 model: the
+    Thumb assembler kernel where the port has it, else the viper one; ``name``
+    "int8" asks for the viper one."""
+    if name != "int8" and thumb():
+        try:
+            from . import int8_thumb
+
+            return "int8-thumb", int8_thumb
+        except SyntaxError:  # a Thumb port built without the inline assembler
+            pass
+    from . import int8 as viper
+
+    return "int8", viper

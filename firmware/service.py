@@ -214,7 +214,9 @@ class Service:
                     # The int8 kernel's code stays while an int8 model is active
                     # (_forget_int8): imported before the model's arrays, it lies
                     # below them, not in the gap they leave when they go.
-                    from . import int8
+                    from .kernels import int8
+
+                    int8(None)  # the kernel this port runs (and the viper one it builds on)
                 f.seek(0)
                 meta, layers = modelfile.load(f)
                 checksum = _trailer(f)
@@ -252,11 +254,14 @@ class Service:
         # The int8 kernel's code (4.3 KB on the virtual Pico) is needed only while
         # an int8 model is active: forgotten, it is collected, and a float model has
         # that room again. The next int8 model imports it again (see _load).
-        if "anne.int8" in sys.modules and not (self.net and self.net.dtype == "int8"):
-            del sys.modules["anne.int8"]
-            package = sys.modules.get("anne")
-            if package is not None and hasattr(package, "int8"):
-                delattr(package, "int8")
+        if self.net and self.net.dtype == "int8":
+            return
+        package = sys.modules.get("anne")
+        for name in ("int8", "int8_thumb"):
+            if "anne." + name in sys.modules:
+                del sys.modules["anne." + name]
+                if package is not None and hasattr(package, name):
+                    delattr(package, name)
 
     def _activate(self, name, path=None, remember=True):
         """Make a model active: the stored ``name``, or the verified upload at

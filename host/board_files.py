@@ -37,6 +37,17 @@ def board_sources():
     return pairs
 
 
+# Firmware modules in inline Thumb assembler: mpy-cross compiles them only for these
+# architectures (a .py copy elsewhere is harmless: anne.kernels imports it on Thumb only).
+THUMB_ONLY = ("int8_thumb.py",)
+THUMB_ARCHES = ("armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp")
+
+
+def compiles_for(name, arch):
+    """Whether mpy-cross can compile firmware file ``name`` for ``arch``."""
+    return name not in THUMB_ONLY or arch in THUMB_ARCHES
+
+
 def boot_hook():
     """The ``main.py`` a board runs at boot to start the server."""
     return firmware_dir() / "main.py"

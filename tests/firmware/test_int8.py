@@ -541,3 +541,27 @@ def test_output_floats_are_the_float32_products(run_mpy):
     for k, (scale, zp) in enumerate(zip(scales, zps)):
         expected = (scale * (q - zp).astype(F32)).astype(F32)
         assert np.array_equal(got[k], expected.view(np.uint32)), (scale, zp)
+
+
+# --- the per-layer profile (bug 4: all the time went to layer 0) ----------------------
+
+
+def test_profile_times_every_layer_of_an_int8_model(run_mpy, tmp_path):
+    # Summed over 300 profiles (a layer takes about a microsecond on this host):
+    # every layer gets time, the layers add up to about a whole inference, and the
+    # model still computes the same outputs afterwards.
+    rng = np.random.default_rng(42)
+    layers = _chain(rng, (64, 128, 64, 10), (1, 0, ("act", 1), 2))
+    (tmp_path / "m.anne").write_bytes(_blob(layers, _input_quant(rng)))
+    out = run_mpy.json(
+        "import json, time\nimport anne\nnet = anne.load(%r)\nx = [0.1 * i - 3 for i in range(64)]\n"
+        "before = list(net.predict(x))\nlayers = [0] * len(net.layers)\n"
+        "for _ in range(300):\n for i, us in enumerate(net.profile(x)):\n  layers[i] += us\n"
+        "t0 = time.ticks_us()\nfor _ in range(300):\n net.forward(x)\n"
+        "whole = time.ticks_diff(time.ticks_us(), t0)\n"
+        "print(json.dumps([net.kernel, layers, whole, before == net.predict(x)]))"
+        % str(tmp_path / "m.anne"))
+    kernel, times, whole, same = out
+    assert kernel == "int8" and len(times) == 4 and same
+    assert all(t > 0 for t in times), times
+    assert 0.5 * whole < sum(times) < 2 * whole, (times, whole)
