@@ -1,6 +1,7 @@
 # ANNE on the board: the REPL API.
 #
 #   >>> import anne
+#   >>> anne.models()                     # the stored models: ['iris3', 'iris6']
 #   >>> net = anne.load("iris6")          # from the model store on flash
 #   >>> net.predict([5.9, 3.0, 5.1, 1.8])  # raw measurements: scaling is in the model
 #   >>> net.predict_class([5.9, 3.0, 5.1, 1.8])
@@ -16,6 +17,20 @@ def load(name, kernel=None):
     from .protocol import modelfile
 
     path = name if "/" in name else store.path(name)
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        if "/" in name:
+            raise
+        # The name is checked: the model is not stored. Say which are.
+        raise OSError(e.errno, "no model %r on the board; stored: %s" % (name, ", ".join(store.names()) or "none"))
+    with f:
         meta, layers = modelfile.load(f)
     return Net(meta, layers, kernel or DEFAULT)
+
+
+def models():
+    """The names of the models stored on the board, for load()."""
+    from . import store
+
+    return store.names()

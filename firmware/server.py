@@ -2,14 +2,19 @@
 #
 #   import anne.server; anne.server.run()      (firmware/main.py does this at boot)
 #
-# Ctrl-C is turned off while serving, so a 0x03 inside a binary frame is data. A
-# 0x03 that arrives between frames and is followed by 50 ms of silence is a person
-# pressing Ctrl-C (Thonny, mpremote): the server returns to the REPL.
+# Ctrl-C is turned off while serving, so a 0x03 inside a binary frame is data.
+# Between frames, a 0x03 followed by at most 4 of the bytes CR, 0x01 and 0x02 and
+# then 50 ms of silence is someone asking for the REPL: a person's Ctrl-C, Thonny's
+# Stop (0x03 0x01), mpremote (CR 0x03 CR 0x01). The server returns to the REPL
+# and hands it the bytes that followed the 0x03, so that the REPL does what the
+# tool asked for: 0x01 enters the raw REPL (PROTOCOL.md, "Leaving the server").
 #
 # Whatever arrives, the server keeps serving: garbage is skipped, a request it
 # cannot read gets a bad_request reply, and every failure of a command -- even a
 # firmware bug -- becomes an error reply (PROTOCOL.md, "Error codes").
 import gc
+import io
+import os
 import select
 import sys
 
@@ -30,6 +35,8 @@ from .protocol import framing, mpack
 _SYNC0 = const(0xA7)
 _CTRL_C = const(3)
 _CTRL_C_QUIET_MS = const(50)
+_TAIL_MAX = const(4)
+_TAIL = b"\r\x01\x02"  # what tools send after Ctrl-C: Enter, raw REPL, friendly REPL
 # Large single USB writes have been seen to lose data (reports above about 8 KB,
 # PLATFORM.md): a write is one frame, at most framing.MAX_FRAME (4,104) bytes.
 _MAX_MESSAGE = const(200)  # messages may quote what was sent: cut, so replies stay small
@@ -50,6 +57,7 @@ class _Link:
         self.first = self.mv[0:1]  # hunting for a sync byte reads here: no slice per byte
         self.have = 0
         self.used = 0  # length of the frame handed out last, dropped on the next call
+        self.tail = None  # after a REPL request: the bytes that followed its 0x03
 
     def fill(self, n):
         while self.have < n:  # the rp2 port never reads short; the Unix port may
@@ -80,19 +88,37 @@ class _Link:
             pass  # the host has gone; it resynchronises when it comes back
 
 
+def _interrupt(link, stats):
+    """After a 0x03 between frames: True when it asks for the REPL (link.tail then holds
+    the bytes that followed it). False when more came: the 0x03 and those bytes were
+    garbage, and buf[0] holds the first byte that is not, still to be looked at."""
+    tail = b""
+    while link.poll.poll(_CTRL_C_QUIET_MS):
+        link.read_first()
+        c = link.buf[0]
+        stats["garbage_bytes"] += 1  # the byte read before c (the 0x03 or its tail's last)
+        if c == _CTRL_C:
+            tail = b""  # Ctrl-C again (Thonny repeats its interrupt): it counts from here
+        elif c in _TAIL and len(tail) < _TAIL_MAX:
+            tail += bytes((c,))
+        else:
+            return False
+    link.tail = tail
+    return True
+
+
 def _next_frame(link, stats):
     """The next good frame's body (a memoryview into the link's buffer), or None
-    when a person pressed Ctrl-C. Garbage and damaged frames are counted and skipped."""
+    when someone asked for the REPL. Garbage and damaged frames are counted and skipped."""
     buf, mv = link.buf, link.mv
     link.drop(link.used)
     link.used = 0
     while True:
         if link.have == 0:
             link.read_first()
+            if buf[0] == _CTRL_C and _interrupt(link, stats):
+                return None
             if buf[0] != _SYNC0:
-                # Ctrl-C then silence: a person wants the REPL.
-                if buf[0] == _CTRL_C and not link.poll.poll(_CTRL_C_QUIET_MS):
-                    return None
                 stats["garbage_bytes"] += 1
                 link.have = 0
                 continue
@@ -231,6 +257,48 @@ def _settle_heap():
     gc.collect()
 
 
+class _Replay(io.IOBase):
+    # A console input (os.dupterm) that gives the REPL a few bytes once, then detaches.
+    def __init__(self, data, previous):
+        self.data = data
+        self.previous = previous
+
+    def readinto(self, b):
+        if not self.data:
+            return None  # nothing now (EAGAIN): an empty read would print a notice
+        b[0] = self.data[0]
+        self.data = self.data[1:]
+        if not self.data:
+            os.dupterm(self.previous)  # the REPL's console is the USB one alone again
+        return 1
+
+    def write(self, b):
+        return len(b)  # the REPL's output goes to USB as well: nothing to do here
+
+    def ioctl(self, request, arg):
+        return arg & select.POLLIN if request == 3 and self.data else 0  # 3: MP_STREAM_POLL
+
+
+def _hand_back(tail):
+    """Give the REPL the bytes that followed the Ctrl-C, which the server read to
+    tell a REPL request from garbage: the REPL then acts on them (0x01: raw REPL)."""
+    if not tail:
+        return
+    if hasattr(os, "dupterm"):  # a board: a one-shot console input
+        previous = os.dupterm(None)
+        os.dupterm(_Replay(tail, previous))
+        return
+    fd = os.getenv("ANNE_CONSOLE_INPUT")  # the Unix port (virtual Pico): its console's input end
+    if fd:
+        global _console_input
+        if _console_input is None:
+            _console_input = open(int(fd), "wb")  # kept open: closing it would close the fd
+        _console_input.write(tail)  # unbuffered: a write(2) on the Unix port
+
+
+_console_input = None
+
+
 def run():
     _settle_heap()
     link = _Link()
@@ -249,3 +317,7 @@ def run():
     finally:
         svc.close()
         micropython.kbd_intr(_CTRL_C)
+    if link.tail is not None:
+        link.write(b"\r\nANNE server stopped (Ctrl-C): anne.models(), anne.load(name); "
+                   b"anne.server.run() serves again\r\n")
+        _hand_back(link.tail)

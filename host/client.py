@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import AnneError
 from .protocol import framing, mpack
-from .transport import LinkError, SerialTransport, find_board
+from .transport import LinkError, NoAnswer, SerialTransport, find_board
 
 PROTOCOL = 1
 UPLOAD_CHUNK = 1024  # bytes of model per upload_chunk request
@@ -32,7 +32,9 @@ UPLOAD_CHUNK = 1024  # bytes of model per upload_chunk request
 _REQUEST_BUDGET = framing.MAX_BODY - 64
 _REPLY_BUDGET = framing.MAX_BODY - 96
 _WINDOW = 2
-_SERVER_START = "import anne.server\nanne.server.run()"
+# Typed at the friendly REPL, so that a Ctrl-C that stops the server leaves a person
+# there (from the raw REPL, the server would return to the raw REPL).
+_SERVER_START = "import anne.server;anne.server.run()"
 # Bytes that make the REPL act (raw REPL, interrupt, reset, paste, enter, escape):
 # the first hello must not contain them, in case no server is listening.
 _REPL_ACTIVE = frozenset(b"\x01\x02\x03\x04\x05\r\x1b")
@@ -42,6 +44,10 @@ _REPL_ACTIVE = frozenset(b"\x01\x02\x03\x04\x05\r\x1b")
 FILLER = bytes(framing.MAX_FRAME)
 _PROBE_WAIT = 0.7  # s: a running server answers hello at once
 _RESYNC_WAIT = 2.0  # s: a board reads the filler a byte at a time (about 0.2 s on a Pico)
+# s: from the first hello, how long a silent board may be a server still importing at
+# boot (main.py): 0.4 s on a Pico, a few s on the emulated one, which runs at ~20 %.
+BOOT_WAIT = 10.0
+_IMPORT_WAIT = 10.0  # s: for the server started from the REPL to answer
 # Requests that do the same when sent twice: repeated after a resync.
 _REPEATABLE = frozenset(("hello", "model", "list", "stats", "infer", "batch", "bench", "select",
                          "upload_begin", "reset"))
@@ -67,6 +73,7 @@ class Client:
         self.pending = {}  # id -> (cmd, frame) of requests sent and not answered yet
         self.replies = {}
         self.received = 0  # bytes read from the board, frames or not
+        self.heard = b""  # the last bytes read, to quote what a REPL said
         self.info = None
 
     # -- connection --------------------------------------------------------
@@ -91,35 +98,48 @@ class Client:
 
     def connect(self):
         """Say hello. If no server answers: resynchronise (a reader may be waiting
-        for the rest of a frame a previous host never finished), and if still
-        none answers, start the server through the raw REPL."""
+        for the rest of a frame a previous host never finished); if the board stays
+        silent, wait up to BOOT_WAIT for a server starting at boot; and if still none
+        answers, start the server from the board's friendly REPL."""
+        start = time.monotonic()
+        info = waited = None
         try:
             before = self.received
-            self.info = self._probe()
-            if self.info is None and self.received == before:
+            info = self._probe()
+            if info is None and self.received == before:
                 # Silence, not a REPL echoing the probe: a server may be waiting for
                 # the rest of a frame that a previous host never finished.
-                self.info = self.resync()
+                info = self.resync()
+            if info is None and self.received == before:
+                info = self._await_boot(start + BOOT_WAIT)
+                waited = time.monotonic() - start
         except LinkError:
-            self.info = None
-        if self.info is None:
-            self.info = self._start_server()
+            info = None
+        self.info = info or self._start_server(waited)
         if self.info.get("protocol") != PROTOCOL:
             raise LinkError("the board's firmware speaks protocol %r, this anne-host %d: "
                             "run anne-host deploy" % (self.info.get("protocol"), PROTOCOL))
         return self.info
 
-    def _start_server(self):
-        self.transport.raw_exec(_SERVER_START)
+    def _start_server(self, waited=None, repl_wait=5.0):
+        try:
+            self.transport.type_line(_SERVER_START, repl_wait)
+        except NoAnswer:
+            raise LinkError("%s: no ANNE server answered%s, and the board's REPL did not answer "
+                            "either; reset the board (unplug it) and retry"
+                            % (self.transport.port, " in %.0f s (nor one starting at boot)" % waited
+                               if waited else ""))
         self.decoder = framing.Decoder()
-        info = self._probe(timeout=10)  # importing the firmware takes a moment on a board
+        info = self._probe(timeout=_IMPORT_WAIT)  # importing the firmware takes a moment on a board
         if info is None:
-            raise LinkError("%s: the ANNE server did not start from the board's REPL; is the "
-                            "firmware installed? (anne-host deploy)" % self.transport.port)
+            said = [line for line in self.heard.decode(errors="replace").splitlines() if "Error" in line]
+            raise LinkError("%s: the ANNE server did not start from the board's REPL%s; is the "
+                            "firmware installed? (anne-host deploy)"
+                            % (self.transport.port, " (it said: %s)" % said[-1].strip() if said else ""))
         return info
 
-    def _probe(self, timeout=_PROBE_WAIT):
-        """A hello that is harmless at a REPL: its reply, or None after ``timeout``."""
+    def _hello(self):
+        """Send a hello that is harmless at a REPL; its id."""
         while True:
             request_id = self.next_id
             self.next_id += 1
@@ -128,7 +148,39 @@ class Client:
                 break
         self.pending[request_id] = ("hello", frame)
         self.transport.write(frame)
-        return self._wait(request_id, timeout, quiet=True)
+        return request_id
+
+    def _probe(self, timeout=_PROBE_WAIT):
+        """A hello that is harmless at a REPL: its reply, or None after ``timeout``."""
+        return self._wait(self._hello(), timeout, quiet=True)
+
+    def _await_boot(self, deadline):
+        """The board is silent: a server may still be importing at boot (main.py), the
+        board may sit at the raw REPL (which echoes nothing) or run a program. Ctrl-A
+        makes a raw REPL answer (a server takes it for garbage); a hello every second
+        until ``deadline`` finds a server once it reads. Its reply, or None."""
+        before = self.received
+        self.transport.write(b"\x01")
+        sent, next_hello, heard = [], 0.0, None
+        try:
+            while time.monotonic() < deadline:
+                if time.monotonic() >= next_hello:
+                    sent.append(self._hello())
+                    next_hello = time.monotonic() + 1.0
+                self._receive()
+                for request_id in sent:
+                    if request_id in self.replies:
+                        return self.replies.pop(request_id)
+                if self.received > before:
+                    # Bytes, but no reply yet: a REPL or a program, unless a reply is arriving.
+                    heard = heard or time.monotonic()
+                    if time.monotonic() - heard > 0.5:
+                        return None
+            return None
+        finally:
+            for request_id in sent:
+                self.pending.pop(request_id, None)
+                self.replies.pop(request_id, None)
 
     def resync(self):
         """Send the filler, then hello: the hello's reply, or None if none came."""
@@ -188,6 +240,7 @@ class Client:
     def _receive(self):
         data = self.transport.read()
         self.received += len(data)
+        self.heard = (self.heard + data)[-300:]
         self.decoder.feed(data)
         for body in self.decoder.frames():
             try:
@@ -226,11 +279,9 @@ class Client:
         """For when no server answers even after a resync: it has left (Ctrl-C from
         noise on the line, a reset). Start it again; its hello reply, or None."""
         try:
-            self.transport.raw_exec(_SERVER_START, timeout=_RESYNC_WAIT)  # a REPL answers at once
+            return self._start_server(repl_wait=_RESYNC_WAIT)  # a REPL answers at once
         except LinkError:
             return None
-        self.decoder = framing.Decoder()
-        return self._probe(_RESYNC_WAIT)
 
     # -- commands ----------------------------------------------------------
     def hello(self):
@@ -300,9 +351,23 @@ class Client:
         return y, classes, us
 
     def exit(self):
-        """Leave the server: the board is back at its REPL."""
+        """Leave the server: the board is back at its friendly REPL."""
         self.call("exit")
         self.transport.friendly_repl()
+
+
+def stop_server(port):
+    """Leave the board on ``port`` with no ANNE server running, for tools that use its
+    REPL (mpremote, a person): a server that answers is sent ``exit``, whatever
+    firmware version it runs. Nothing is done to a board whose server does not answer:
+    a REPL, a busy program, a server still starting (Ctrl-C stops each of them)."""
+    with Client(SerialTransport(port)) as board:
+        before = board.received
+        info = board._probe()
+        if info is None and board.received == before:
+            info = board.resync()
+        if info is not None:
+            board.exit()
 
 
 def _f32(x):

