@@ -13,7 +13,7 @@ import numpy as np
 
 from . import csvdata, evaluate, export, model_doc, report
 from .client import Client
-from .errors import AnneError
+from .errors import AnneError, UsageError
 from .transport import list_ports
 
 
@@ -83,9 +83,12 @@ def _float_document(args, src):
         overrides = {"name": args.name, "labels": _names(args.labels),
                      "features": _names(args.features), "threshold": args.threshold}
         doc.update({k: v for k, v in overrides.items() if v is not None})
-        if doc.get("features") and len(doc["features"]) != doc["inputs"]:
-            raise AnneError("--features names %d columns; the model takes %d inputs"
-                            % (len(doc["features"]), doc["inputs"]))
+        outputs = [layer["units"] for layer in doc["layers"] if layer["type"] == "dense"][-1]
+        problem = model_doc.names_problem(doc.get("features"), doc.get("labels"), doc["inputs"], outputs,
+                                          ("--features" if args.features else "\"features\"",
+                                           "--labels" if args.labels else "\"labels\""))
+        if problem:
+            raise AnneError(problem)
         return doc
     mean, std = _floats(args.input_mean, "--input-mean"), _floats(args.input_std, "--input-std")
     if args.scaler:
@@ -98,30 +101,8 @@ def _float_document(args, src):
 
 
 def _calibration(path, doc, label_column):
-    """The calibration rows of ``path`` for ``doc``: feature columns as eval chooses
-    them, and the file's width checked when they are not chosen by name."""
-    inputs, features = doc["inputs"], doc.get("features")
-    samples = csvdata.load(path, inputs, features, label_column=label_column)
-    named = features and [c.casefold() for c in samples.columns] == [f.casefold() for f in features]
-    if not named:
-        width = len(_csv_header(path)) - (samples.label_column is not None)
-        if width != inputs:
-            raise csvdata.CSVError(
-                "%s: %d feature columns (every column but the label%s), but the model takes %d "
-                "inputs; name the model's features (--features) or give a file with exactly its "
-                "inputs" % (path, width, " %r" % samples.label_column if samples.label_column else "",
-                            inputs))
-    return samples
-
-
-def _csv_header(path):
-    import csv
-
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        for cells in csv.reader(f):
-            if any(c.strip() for c in cells):
-                return cells
-    return []
+    """The calibration rows of ``path`` for ``doc``: feature columns as eval chooses them."""
+    return csvdata.load(path, doc["inputs"], doc.get("features"), label_column=label_column)
 
 
 def cmd_export(args):
@@ -143,9 +124,10 @@ def cmd_export(args):
     layers = model_doc.to_layers(doc, str(out))
     params = sum(layer.param_count() for layer in layers)
     summary = {"output": str(out), "name": doc["name"], "layers": len(layers), "params": params,
-               "folded": doc["source"]["folded"]}
-    _emit(args, summary, "wrote %s: %d layers, %d parameters%s" % (
-        out, len(layers), params, "".join("\n  folded " + f for f in summary["folded"])))
+               "folded": doc["source"]["folded"], "dropped": doc["source"]["dropped"]}
+    _emit(args, summary, "wrote %s: %d layers, %d parameters%s%s" % (
+        out, len(layers), params, "".join("\n  folded " + f for f in summary["folded"]),
+        "".join("\n  dropped %s: it does nothing at inference" % f for f in summary["dropped"])))
 
 
 def _export_int8(args, src, doc):
@@ -213,10 +195,16 @@ def cmd_info(args):
         info = dict(board.info)
         info.pop("id", None)
         info.pop("ok", None)
-        text = ["firmware %s (protocol %d) on MicroPython %s, %s"
-                % (info["firmware"], info["protocol"], info["micropython"], info["machine"]),
+        info["virtual"] = evaluate.is_virtual(info)
+        if info["virtual"]:  # its folder's disk is not a Pico's flash: count as on an RPI_PICO
+            from .sim import pico_flash_free
+
+            vpico = getattr(board, "vpico", None)
+            info["flash_free"] = pico_flash_free(vpico.flash_dir if vpico else None,
+                                                 [m["size"] for m in board.list_models()])
+        text = [_board_line(info),
                 "heap: %d bytes free, %d in use" % (info["mem_free"], info["mem_alloc"]),
-                "flash: %s bytes free" % info["flash_free"],
+                _flash_line(info),
                 "stored models: %s" % (", ".join(info["models"]) or "none"),
                 "active model: %s%s" % (info["active"] or "none",
                                         " (%s, checksum %08x)" % (info.get("dtype"), info["checksum"])
@@ -226,36 +214,76 @@ def cmd_info(args):
         _emit(args, info, "\n".join(text))
 
 
+def _board_line(info):
+    """Which firmware runs on what: MicroPython's own version (sys.version after its
+    "3.4.0; ", the Python language level), and whether the board is the virtual Pico."""
+    version = str(info["micropython"]).split("; ", 1)[-1]
+    if evaluate.is_virtual(info):
+        return ("virtual Pico: firmware %s (protocol %d) on %s, the Unix port on this PC (%s)"
+                % (info["firmware"], info["protocol"], version, info["machine"]))
+    return "firmware %s (protocol %d) on %s, %s" % (info["firmware"], info["protocol"], version, info["machine"])
+
+
+def _flash_line(info):
+    if info["flash_free"] is None:
+        return "flash: free space unknown (the board's file system does not say)"
+    if info.get("virtual"):
+        from .sim import PICO_FLASH_BYTES, PICO_FS_BYTES
+
+        return ("flash: %s bytes free, counted as on an RPI_PICO (%d MB flash, %s bytes of it for files)"
+                % (format(info["flash_free"], ","), PICO_FLASH_BYTES >> 20, format(PICO_FS_BYTES, ",")))
+    return "flash: %s bytes free" % format(info["flash_free"], ",")
+
+
 def add_upload(p):
     p.add_argument("model", help="model document (.json, from anne-host export) or model file (.anne)")
     p.add_argument("--name", "-n", help="name on the board (default: the model's name)")
     p.add_argument("--no-activate", action="store_true", help="store it without making it the active model")
+    p.add_argument("--replace", action="store_true",
+                   help="replace a stored model of that name even when it is a different model "
+                        "(another size or number type)")
 
 
 def _read_model(path):
+    """The packed model, its name, and its number type, checked before any upload."""
     path = Path(path)
     if path.suffix == ".anne":
         try:
-            return path.read_bytes(), path.stem
+            blob = path.read_bytes()
         except OSError as e:
             raise AnneError("%s: cannot read (%s)" % (path, e.strerror))
+        meta = model_doc.file_meta(blob, str(path))
+        return blob, path.stem, meta.get("dtype", "float32")
     doc = model_doc.read(path)
-    return model_doc.pack(doc, str(path)), doc.get("name") or path.stem
+    return model_doc.pack(doc, str(path)), doc.get("name") or path.stem, doc.get("dtype", "float32")
+
+
+def _replaced(board, name, blob, dtype, replace):
+    """The stored model ``name`` that the upload will replace, or None. One of another
+    size or number type is a different model: replaced only with --replace."""
+    stored = {m["name"]: m for m in board.list_models()}.get(name)
+    if stored and not replace and (stored["size"], stored.get("dtype")) != (len(blob), dtype):
+        raise UsageError("a different model is stored as %r (%d bytes, %s; this one is %d bytes, %s): "
+                         "pass --replace to replace it, or choose another --name"
+                         % (name, stored["size"], stored.get("dtype"), len(blob), dtype))
+    return stored
 
 
 def cmd_upload(args):
-    blob, name = _read_model(args.model)
+    blob, name, dtype = _read_model(args.model)
     name = args.name or name
     with _board(args) as board:
+        replaced = _replaced(board, name, blob, dtype, args.replace)
         bar = _progress(len(blob), "upload", args)
         start = time.perf_counter()
         reply = board.upload(blob, name, activate=not args.no_activate, progress=bar.update)
         seconds = time.perf_counter() - start
         bar.close()
     result = {"name": name, "bytes": len(blob), "checksum": reply["checksum"], "seconds": seconds,
-              "bytes_per_s": len(blob) / seconds}
-    _emit(args, result, "uploaded %s: %d bytes in %.2f s (%.0f B/s), checksum %08x"
-          % (name, len(blob), seconds, len(blob) / seconds, reply["checksum"]))
+              "bytes_per_s": len(blob) / seconds, "replaced": replaced is not None}
+    _emit(args, result, "uploaded %s: %d bytes in %.2f s (%.0f B/s, wall time on this PC), checksum %08x%s"
+          % (name, len(blob), seconds, len(blob) / seconds, reply["checksum"],
+             "; it replaced the stored model of that name (%d bytes)" % replaced["size"] if replaced else ""))
 
 
 def cmd_ls(args):
@@ -291,6 +319,7 @@ def add_infer(p):
     p.add_argument("values", nargs="*", help="the sample's feature values")
     p.add_argument("--csv", help="take the sample from this CSV file instead")
     p.add_argument("--row", type=int, default=1, help="with --csv: which data row (1 = first, default)")
+    add_columns_option(p)
     add_model_option(p)
 
 
@@ -298,22 +327,42 @@ def cmd_infer(args):
     with _board(args) as board:
         model = _active_model(board, args)
         if args.csv:
-            samples = csvdata.load(args.csv, model["inputs"], model.get("features"))
+            samples = csvdata.load(args.csv, model["inputs"], model.get("features"),
+                                   columns=_names(args.columns))
             if not 1 <= args.row <= len(samples):
-                raise AnneError("%s has %d data rows; --row %d does not exist" % (args.csv, len(samples), args.row))
+                raise AnneError("%s has %d data rows; --row %d does not exist"
+                                % (args.csv, len(samples), args.row))
             x = samples.x[args.row - 1].tolist()
         else:
             x = csvdata.parse_row(args.values, model["inputs"]).tolist()
         outputs, k, us = board.infer(x)
     labels = model["labels"] or []
     label = labels[k] if k < len(labels) else k
-    result = {"outputs": [float(v) for v in outputs], "label": label, "class": k, "board_us": us}
-    _emit(args, result, "outputs: %s\nclass:   %s\nboard:   %d µs"
-          % (", ".join("%.6g" % v for v in outputs), label, us))
+    result = {"outputs": [float(v) for v in outputs], "label": label, "class": k, "board_us": us,
+              "clock": evaluate.clock_of(board.info)}
+    if args.csv:
+        result["columns"] = samples.columns
+    _emit(args, result, "%soutputs: %s\nclass:   %s\ntime:    %d µs, %s"
+          % (samples.describe() + "\n" if args.csv else "", ", ".join("%.6g" % v for v in outputs), label, us,
+             _timed_where(board.info)))
+
+
+def _timed_where(info):
+    """Where a board's µs figures were measured, in words."""
+    if evaluate.clock_of(info) == evaluate.BOARD_CLOCK:
+        return "the board's time.ticks_us"
+    return "on the virtual Pico: this PC's CPU, not a Pico's time"
+
+
+def add_columns_option(p):
+    p.add_argument("--columns", help="the CSV columns to read as the model's inputs, in input order: "
+                                     "names or 0-based indices, comma-separated (default: the model's "
+                                     "feature names, else every column but the label)")
 
 
 def add_data(p, labels):
-    p.add_argument("data", help="CSV file with a header row")
+    p.add_argument("data", help="CSV file (a header row naming the columns is recognised)")
+    add_columns_option(p)
     add_model_option(p)
     if labels:
         p.add_argument("--label-column", help="name or 0-based index of the label column "
@@ -323,8 +372,9 @@ def add_data(p, labels):
 def _stream(board, args, need_labels):
     model = _active_model(board, args)
     samples = csvdata.load(args.data, model["inputs"], model.get("features"),
-                           model.get("labels") if need_labels else None,
-                           getattr(args, "label_column", None), need_labels=need_labels)
+                           evaluate.label_names(model) if need_labels else None,
+                           getattr(args, "label_column", None), need_labels=need_labels,
+                           columns=_names(getattr(args, "columns", None)))
     bar = _progress(len(samples), "eval" if need_labels else "predict", args)
     run = evaluate.stream(board, samples, model, bar.update)
     bar.close()
@@ -357,6 +407,7 @@ def cmd_predict(args):
     if args.json:
         print(json.dumps(rows))
     elif not args.output:
+        print(run.samples.describe())
         for r in rows:
             print("line %d: %s -> %s (%d µs)" % (r["line"], ", ".join("%.6g" % v for v in r["outputs"]),
                                                 r["label"], r["board_us"]))
@@ -413,7 +464,7 @@ def cmd_eval(args):
 def _report(args, run, title=None, plot=True):
     result = evaluate.summary(run)
     plot_title = title or "%s on %s" % (result["model"], Path(run.samples.path).name)
-    title = title or Path(run.samples.path).name
+    title = title or "%s on %s" % (result["model"], run.samples.path)
     if not run.complete:
         title += " (stopped: the first %d of %d rows)" % (run.done, len(run.samples))
         plot_title += " (first %d of %d rows)" % (run.done, len(run.samples))
@@ -421,7 +472,8 @@ def _report(args, run, title=None, plot=True):
         report.plot_confusion(result["confusion_matrix"], result["labels"], args.plot, plot_title)
     if not args.json:
         print(report.evaluation_report(result["model"], _metrics_view(result), result["latency_us"],
-                                       result["samples_per_s"], title=title))
+                                       result["samples_per_s"], title=title, clock=run.clock,
+                                       columns=run.samples.describe()))
         print()
     return result
 
@@ -441,7 +493,9 @@ def cmd_bench(args):
         model = _active_model(board, args)
         result = _plain(board.bench(args.repeat))
     result["model"] = model["name"]
-    lines = ["model %s: %.1f µs per inference (mean of %d on the board)" % (model["name"], result["us"], args.repeat),
+    result["clock"] = evaluate.clock_of(board.info)
+    lines = ["model %s: %.1f µs per inference (mean of %d, %s)"
+             % (model["name"], result["us"], args.repeat, _timed_where(board.info)),
              " #  layer       units  activation        params       µs"]
     for i, l in enumerate(result["layers"]):
         lines.append("%2d  %-10s %6d  %-14s %9d %8.1f" % (i, l["kind"], l["units"], l["activation"], l["params"], l["us"]))
@@ -492,6 +546,42 @@ def cmd_deploy(args):
           "installed %d files in :lib/anne; %s" % (len(files), hint))
 
 
+_REPL_PREPARE = "try:\n import anne\nexcept ImportError:\n pass"  # ready for anne.models()
+
+
+def cmd_repl(args):
+    import importlib.util
+    import subprocess
+
+    from .client import stop_server
+    from .transport import find_board
+
+    if importlib.util.find_spec("mpremote") is None:
+        raise AnneError("anne-host repl runs mpremote's terminal: pip install mpremote "
+                        "(or the board extra: pip install 'anne-host[board]')")
+    port = args.port or find_board()
+    vpico = None
+    if port == "sim":  # a virtual Pico on the flash folder that every --port sim command uses
+        from .sim import VirtualPico
+
+        vpico = VirtualPico().start()
+        port = vpico.port
+    try:
+        stop_server(port)
+        print("anne-host: the REPL of %s, its ANNE server stopped (the next anne-host command "
+              "starts it again).\n  >>> anne.models()                 the stored models\n"
+              "  >>> net = anne.load('NAME')       then net.predict([...]), net.summary()\n"
+              "  Ctrl-] or Ctrl-X leaves%s." % (port, " (and stops the virtual Pico)" if vpico else ""),
+              file=sys.stderr, flush=True)
+        # exec first: it takes the REPL as mpremote does (Ctrl-C, raw REPL), then repl
+        # returns to the friendly REPL, whose banner and prompt the person sees.
+        return subprocess.call([sys.executable, "-m", "mpremote", "connect", port, "resume",
+                                "exec", _REPL_PREPARE, "repl"])
+    finally:
+        if vpico:
+            vpico.stop()
+
+
 def add_demo(p):
     p.add_argument("--plot", help="folder to draw each net's confusion matrix into (PNG)")
 
@@ -507,9 +597,14 @@ def cmd_demo(args):
             args.port = "sim"
     done = []
     with _board(args) as board:
+        before = board.info.get("active")
+        # The demo's uploads change what the board holds: said before, undone after.
+        print("the demo stores %s on %s (replacing models of those names) and makes each active in "
+              "turn; %s" % (", ".join(demo.model_names()), board.transport.port,
+                            "%s is made active again at the end" % before if before
+                            else "no model was active before, so the last one stays active"), file=sys.stderr)
         if not args.json:
-            print("board: MicroPython %s on %s, %d bytes of heap free\n"
-                  % (board.info["micropython"], board.info["machine"], board.info["mem_free"]))
+            print("%s, %d bytes of heap free\n" % (_board_line(board.info), board.info["mem_free"]))
         for case, runs in demo.run(board):
             entry = {"model": case.name, "paper": case.paper}
             for dtype, (test, full) in runs.items():
@@ -567,5 +662,6 @@ COMMANDS = {
     "bench": ("time each layer on the board", add_bench, cmd_bench),
     "sim": ("run a virtual Pico and print its port", add_sim, cmd_sim),
     "deploy": ("install the firmware on a board (mpy-cross + mpremote)", add_deploy, cmd_deploy),
+    "repl": ("open the board's Python REPL (stops the ANNE server; Ctrl-] leaves)", add_nothing, cmd_repl),
     "demo": ("the IRIS nets onto a board (virtual unless one is attached), evaluated", add_demo, cmd_demo),
 }

@@ -1,13 +1,13 @@
 """The main job in one command: the IRIS nets onto a board (virtual or real),
 evaluated on their held-out rows and on all their data, from the board's answers."""
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import board_files, csvdata, evaluate, model_doc
 from .csvdata import Samples
+from .errors import AnneError
 
 
 @dataclass
@@ -36,12 +36,41 @@ def load_samples(files, model):
     if len(parts) == 1:
         return parts[0]
     return Samples(x=np.vstack([p.x for p in parts]), y=sum((p.y for p in parts), []),
-                   lines=sum((p.lines for p in parts), []), path=" + ".join(files))
+                   lines=sum((p.lines for p in parts), []), path=" + ".join(files),
+                   columns=parts[0].columns, label_column=parts[0].label_column, chosen=parts[0].chosen)
+
+
+def model_names():
+    """The names the demo stores its models under (replacing models of those names)."""
+    return [name for case in CASES for name in (case.name, case.name + "_int8")]
 
 
 def run(board, progress=None):
     """Upload and evaluate every case, as float32 and as int8 (models/NAME_int8.json);
-    returns [(case, {"float32": (test run, full run), "int8": (test run, full run)})]."""
+    returns [(case, {"float32": (test run, full run), "int8": (test run, full run)})].
+    The model active before is made active again at the end, also when the demo fails."""
+    before = board.hello().get("active")
+    try:
+        results = _run_cases(board, progress)
+    except BaseException:
+        _restore(board, before, quiet=True)
+        raise
+    _restore(board, before)
+    return results
+
+
+def _restore(board, name, quiet=False):
+    # quiet: an error is already on its way out, and says more than this one would.
+    if name is None:
+        return
+    try:
+        board.select(name)
+    except AnneError:
+        if not quiet:
+            raise
+
+
+def _run_cases(board, progress):
     results = []
     for case in CASES:
         runs = {}

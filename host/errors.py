@@ -4,3 +4,9 @@ printed as one line (``anne-host: message``) with a non-zero exit code."""
 
 class AnneError(Exception):
     exit_code = 1
+
+
+class UsageError(AnneError):
+    """Arguments that cannot work together, or with what the board holds (exit code 2, as argparse's)."""
+
+    exit_code = 2

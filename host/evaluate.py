@@ -1,7 +1,11 @@
 """Streaming samples through a board and turning its replies into evidence:
 outputs, decisions, accuracy, confusion matrix, per-class scores, board timings.
 
-Everything reported comes from the board's answers; the host only counts.
+Everything reported comes from the board's answers; the host only counts. Two
+clocks are kept apart: the time per sample the board measures around each
+inference (``time.ticks_us``; on the virtual Pico that is the host CPU running
+the MicroPython Unix port, not a Pico's time), and the end-to-end rate, host
+wall time over the whole stream, the link included.
 """
 
 import time
@@ -18,14 +22,36 @@ class Interrupted(AnneError):
     exit_code = 130
 
 
+# What the board's "us" fields measure, by where they were measured (JSON "latency_clock").
+BOARD_CLOCK = "board"           # a microcontroller's own time.ticks_us
+VIRTUAL_CLOCK = "host-cpu"      # the virtual Pico: the MicroPython Unix port on this PC
+
+
+def is_virtual(info):
+    """Whether a board's hello reply comes from the virtual Pico (the Unix port), whose
+    timings are this PC's and whose flash is a folder."""
+    return bool(info) and info.get("platform") in ("linux", "darwin")
+
+
+def clock_of(info):
+    return VIRTUAL_CLOCK if is_virtual(info) else BOARD_CLOCK
+
+
+def label_names(model):
+    """The model's class names: its labels, else the class indices as text."""
+    names = model.get("labels") or [str(k) for k in range(max(2, model["outputs"]))]
+    return [str(v) for v in names]
+
+
 class Run:
     """The board's answers for the rows streamed so far. When the stream stops
     midway (the link fails, the board refuses, Ctrl-C), ``error`` holds why and
     the answers already received are kept."""
 
-    def __init__(self, samples, model):
+    def __init__(self, samples, model, clock=BOARD_CLOCK):
         self.samples = samples
         self.model = model
+        self.clock = clock
         self.outputs = np.zeros((0, model["outputs"]), np.float32)
         self.classes = np.zeros(0, np.int64)
         self.us = np.zeros(0, np.int64)
@@ -41,8 +67,7 @@ class Run:
         return self.done == len(self.samples)
 
     def labels(self):
-        names = self.model["labels"] or [str(k) for k in range(max(2, self.model["outputs"]))]
-        return [str(v) for v in names]
+        return label_names(self.model)
 
     def predicted(self):
         names = self.labels()
@@ -55,7 +80,7 @@ class Run:
 
 def stream(client, samples, model, progress=None):
     """Send every row of ``samples`` to the board (pipelined batches)."""
-    run = Run(samples, model)
+    run = Run(samples, model, clock_of(getattr(client, "info", None)))
     outs, classes, times = [], [], []
     start = time.perf_counter()
     try:
@@ -87,6 +112,8 @@ def summary(run):
     return {
         "model": run.model.get("name"),
         "file": run.samples.path,
+        "columns": list(run.samples.columns),
+        "label_column": run.samples.label_column,
         "samples": result["samples"],
         "complete": run.complete,
         "stopped_at_line": run.stopped_line(),
@@ -97,6 +124,7 @@ def summary(run):
         "per_class": result["per_class"],
         "macro_f1": result["macro_f1"],
         "latency_us": lat,
+        "latency_clock": run.clock,
         "samples_per_s": run.done / run.seconds if run.seconds else None,
         "board_samples_per_s": run.done / (board_us * 1e-6) if board_us else None,
     }

@@ -6,6 +6,8 @@ are folded into the neighbouring Dense weights, so the board never pays for them
 Keras only is imported here, and only when a model file is read.
 """
 
+import os
+
 import numpy as np
 
 from . import model_doc
@@ -34,6 +36,11 @@ class ExportError(AnneError):
 
 def load_keras(path):
     """Read a Keras 3 ``.keras`` or legacy ``.h5`` file."""
+    # TensorFlow's C++ start-up chatter is not anne-host's output: the log level hides the
+    # CPU-feature notice, and only turning oneDNN off hides its notice (TF 2.21), which costs
+    # nothing here, where Keras only reads weights. Settings the user made are kept.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         import keras
     except ImportError:
@@ -53,12 +60,19 @@ def export_model(model, name=None, labels=None, features=None, input_mean=None,
         mean = _vector(input_mean, n_in, 0.0, "input mean")
         std = _vector(input_std, n_in, 1.0, "input std")
         ops.append(_Affine("input scaling", 1.0 / std, -mean / std))
+    dropped = []
     for layer in _chain(model):
         op = _convert(layer)
-        if op is not None:
+        if op is None:
+            dropped.append("layer %r (%s)" % (layer.name, type(layer).__name__))
+        else:
             ops.append(op)
     folded = []
     layers = _fold(ops, folded)
+    n_out = [layer["units"] for layer in layers if layer["type"] == "dense"][-1]
+    problem = model_doc.names_problem(features, labels, n_in, n_out, ("--features", "--labels"))
+    if problem:
+        raise ExportError(problem)
     meta = {"name": name or model.name, "inputs": n_in}
     if features:
         meta["features"] = list(features)
@@ -68,6 +82,7 @@ def export_model(model, name=None, labels=None, features=None, input_mean=None,
         meta["threshold"] = float(threshold)
     src = dict(source or {})
     src["folded"] = folded
+    src["dropped"] = dropped
     return model_doc.build(meta, layers, src)
 
 

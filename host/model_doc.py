@@ -4,6 +4,7 @@ The document is the human-readable form of a model (protocol/MODEL_FORMAT.md);
 the board gets the compact binary form that protocol.modelfile packs.
 """
 
+import io
 import json
 import re
 from pathlib import Path
@@ -77,6 +78,24 @@ def meta(doc):
     return {k: doc[k] for k in _META_KEYS if k in doc}
 
 
+def names_problem(features, labels, inputs, outputs, options=("\"features\"", "\"labels\"")):
+    """What is wrong with the number of feature names or labels for a model of ``inputs``
+    inputs and ``outputs`` outputs, as one sentence, or None. ``options`` names the two
+    where the message should point (document keys, or --features and --labels)."""
+    if features and len(features) != inputs:
+        return ("%s names %d input%s (%s), but the model takes %d: name every input, in order"
+                % (options[0], len(features), "" if len(features) == 1 else "s", ", ".join(map(str, features)),
+                   inputs))
+    # One output is a decision against the threshold: two labels, below and above it.
+    wanted = 2 if outputs == 1 else outputs
+    if labels and len(labels) != wanted:
+        return ("%s names %d class%s (%s), but the model has %d output%s, so it needs %d labels%s"
+                % (options[1], len(labels), "" if len(labels) == 1 else "es", ", ".join(map(str, labels)),
+                   outputs, "" if outputs == 1 else "s", wanted,
+                   " (below, above the threshold)" if outputs == 1 else ", one per output in output order"))
+    return None
+
+
 def is_int8(doc):
     return isinstance(doc, dict) and doc.get("dtype") == "int8"
 
@@ -104,6 +123,9 @@ def to_layers(doc, where="model"):
         width = layer.units
     if not layers:
         raise ModelDocError("%s: the model has no layers" % where)
+    problem = names_problem(doc.get("features"), doc.get("labels"), doc["inputs"], width)
+    if problem:
+        raise ModelDocError("%s: %s" % (where, problem))
     return layers
 
 
@@ -255,3 +277,16 @@ def pack(doc, where="model"):
     if is_int8(doc):
         return modelfile.pack(meta(doc), layers, _input_quant(doc["input_quant"], where))
     return modelfile.pack(meta(doc), layers)
+
+
+def file_meta(blob, where="model"):
+    """The metadata of a packed model file (``.anne``), checked as a board would check
+    the file, and its feature and label counts as a document's are."""
+    try:
+        meta_, layers = modelfile.load(io.BytesIO(blob), keep=False)
+    except modelfile.ModelFileError as e:
+        raise ModelDocError("%s: %s" % (where, e))
+    problem = names_problem(meta_.get("features"), meta_.get("labels"), layers[0].inputs, layers[-1].units)
+    if problem:
+        raise ModelDocError("%s: %s" % (where, problem))
+    return meta_

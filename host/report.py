@@ -28,32 +28,44 @@ def per_class_table(per_class):
     return _table(rows)
 
 
-def latency_line(lat, samples_per_s=None):
-    """One line such as ``board latency: mean 123.4 µs, p50 ..., p95 ..., max ... (8,100 samples/s)``."""
+# Where the per-sample times come from (evaluate.BOARD_CLOCK / VIRTUAL_CLOCK), said in full.
+CLOCKS = {
+    "board": "board time per sample (the board's time.ticks_us)",
+    "host-cpu": "virtual Pico time per sample (this PC's CPU running the MicroPython Unix port, "
+                "not a Pico's time)",
+}
+
+
+def latency_line(lat, clock="board"):
+    """One line such as ``board time per sample (the board's time.ticks_us): mean 123.4 µs, p50 ...``."""
+    line = CLOCKS[clock] + ": "
     if lat is None or lat.get("mean") is None:
-        line = "board latency: no samples timed"
-    else:
-        line = "board latency: " + ", ".join(
-            "%s %s" % (key, _microseconds(lat[key])) for key in ("mean", "p50", "p95", "max"))
-    if samples_per_s is not None:
-        line += " (%s samples/s)" % format(samples_per_s, ",.0f")
-    return line
+        return line + "no samples timed"
+    return line + ", ".join("%s %s" % (key, _microseconds(lat[key])) for key in ("mean", "p50", "p95", "max"))
 
 
-def evaluation_report(name, metrics, lat, samples_per_s, title=None):
-    """The whole evaluation of model ``name``: accuracy, both tables and the latency.
+def rate_line(samples_per_s):
+    """The end-to-end rate, which is not the board's: host wall time, the link included."""
+    return "end to end: %s samples/s (wall time on this PC, including the link)" % format(samples_per_s, ",.0f")
+
+
+def evaluation_report(name, metrics, lat, samples_per_s, title=None, clock="board", columns=None):
+    """The whole evaluation of model ``name``: accuracy, both tables and the timings.
 
     ``metrics`` is what metrics.evaluate returns and ``lat`` what metrics.latency
-    returns (or None when nothing was timed).
+    returns (or None when nothing was timed); ``clock`` says where ``lat`` was
+    measured and ``columns`` (a line) which columns of the file were read.
     """
+    head = (title or "evaluation of %s" % name) + ("\n" + columns if columns else "")
     parts = [
-        "%s\naccuracy %.1f %% (%d/%d)" % (title or "evaluation of %s" % name, 100 * metrics["accuracy"],
-                                          metrics["correct"], metrics["samples"]),
+        "%s\naccuracy %.1f %% (%d/%d)" % (head, 100 * metrics["accuracy"], metrics["correct"], metrics["samples"]),
         confusion_table(metrics["confusion_matrix"], metrics["labels"]),
         per_class_table(metrics["per_class"]) + "\nmacro F1 %.3f" % metrics["macro_f1"],
     ]
-    if lat is not None or samples_per_s is not None:
-        parts.append(latency_line(lat, samples_per_s))
+    timing = ([latency_line(lat, clock)] if lat is not None else []) + \
+             ([rate_line(samples_per_s)] if samples_per_s is not None else [])
+    if timing:
+        parts.append("\n".join(timing))
     return "\n\n".join(parts)
 
 
@@ -63,7 +75,9 @@ def comparison_table(a, b, agreement):
     rows.append(["accuracy"] + ["%.1f %% (%d/%d)" % (100 * r["accuracy"], r["correct"], r["samples"])
                                 for r in (a, b)])
     rows.append(["macro F1"] + ["%.3f" % r["macro_f1"] for r in (a, b)])
-    rows.append(["board µs/sample"] + [_microseconds(r["latency_us"]["mean"])
+    # Both models ran on the same board, so one clock names the row.
+    where = "virtual Pico µs/sample (host CPU)" if a.get("latency_clock") == "host-cpu" else "board µs/sample"
+    rows.append([where] + [_microseconds(r["latency_us"]["mean"])
                                        if r["latency_us"] and r["latency_us"].get("mean") is not None
                                        else "-" for r in (a, b)])
     text = _table(rows)

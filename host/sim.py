@@ -33,6 +33,29 @@ from .errors import AnneError
 
 _compiled = {}  # (architecture, hash of the sources) -> {path in lib: .mpy bytes}
 
+# An RPI_PICO running MicroPython has 2 MB of flash, 1,441,792 bytes of it (352 blocks
+# of 4 KB) for its littlefs file system. The virtual Pico's flash is a folder on a disk
+# far larger, whose free space means nothing for a Pico: the host counts it instead.
+PICO_FLASH_BYTES = 2 * 1024 * 1024
+PICO_FS_BYTES = 1408 * 1024
+FS_BLOCK = 4096
+
+
+def pico_flash_free(flash_dir=None, model_sizes=()):
+    """The bytes an RPI_PICO's file system would have free holding what the virtual
+    Pico's flash holds: the files in ``flash_dir`` when the folder is known, else the
+    stored models (``model_sizes``, from the board's list) and the firmware's sources.
+    Littlefs gives each file whole blocks and each folder, the root too, two."""
+    if flash_dir is not None:
+        flash_dir = Path(flash_dir)
+        files = [f.stat().st_size for f in flash_dir.rglob("*") if f.is_file()]
+        folders = sum(1 for f in flash_dir.rglob("*") if f.is_dir())
+    else:
+        files = list(model_sizes) + [src.stat().st_size for _, src in board_files.board_sources()]
+        folders = 4  # lib, lib/anne, lib/anne/protocol, models
+    used = sum(-(-size // FS_BLOCK) for size in files) + 2 * (folders + 1)
+    return max(0, PICO_FS_BYTES - FS_BLOCK * used)
+
 
 def default_flash_dir():
     """ANNE_SIM_DIR, else a folder in the user's data directory."""
@@ -140,12 +163,15 @@ class VirtualPico:
         # folder lies on this PC.
         args = ["-i", "main.py"] if (self.flash_dir / "main.py").exists() else []
         argv, env = unixport.command("lib", self.heap, args)
-        slave = self._fds[1]
+        master, slave = self._fds[0], self._fds[1]
         # A board loses what was in its USB buffer when it resets.
         termios.tcflush(slave, termios.TCIFLUSH)
+        # The Unix port has no os.dupterm, through which the server on a board hands the
+        # REPL the bytes it read after a Ctrl-C: here it writes them to the console's input.
+        env["ANNE_CONSOLE_INPUT"] = str(master)
         self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave,
                                      cwd=self.flash_dir, env=env, close_fds=True,
-                                     start_new_session=True)
+                                     pass_fds=(master,), start_new_session=True)
 
     def _bridge(self, board, client):
         # Copy bytes both ways until stopped.

@@ -17,16 +17,34 @@ class LinkError(AnneError):
     exit_code = 4
 
 
+class NoAnswer(LinkError):
+    """The board did not say what was waited for, in time (the port itself works)."""
+
+
+# Ports to count as boards besides those found on USB, separated by os.pathsep: the
+# pseudo-terminals of virtual Picos (`anne-host sim`), which no USB listing shows.
+EXTRA_PORTS = "ANNE_EXTRA_PORTS"
+
+
 def list_ports():
-    """[(device, description, is_raspberry_pi)] for every serial port."""
+    """[(device, description, is_raspberry_pi)] for every serial port, and for every
+    port named in $ANNE_EXTRA_PORTS (counted as boards)."""
     from serial.tools import list_ports as lp
 
-    return [(p.device, p.description or "", p.vid == RPI_VID) for p in sorted(lp.comports())]
+    found = [(p.device, p.description or "", p.vid == RPI_VID) for p in sorted(lp.comports())]
+    listed = {dev for dev, _, _ in found}
+    extra = dict.fromkeys(dev.strip() for dev in os.environ.get(EXTRA_PORTS, "").split(os.pathsep))
+    return found + [(dev, "named in $%s" % EXTRA_PORTS, True) for dev in extra if dev and dev not in listed]
+
+
+def board_ports():
+    """The ports of every attached Raspberry Pi board (and of $ANNE_EXTRA_PORTS)."""
+    return [dev for dev, _, is_pi in list_ports() if is_pi]
 
 
 def find_board():
     """The single attached Raspberry Pi board's port."""
-    boards = [dev for dev, _, is_pi in list_ports() if is_pi]
+    boards = board_ports()
     if not boards:
         raise LinkError("no Raspberry Pi board found on USB; plug one in, or use --port PORT "
                         "(or --port sim for a virtual Pico)")
@@ -89,30 +107,49 @@ class SerialTransport:
         end = time.monotonic() + timeout
         while marker not in data:
             if time.monotonic() > end:
-                raise LinkError("%s: no answer from the board's REPL (waited for %r, got %r)"
+                raise NoAnswer("%s: no answer from the board's REPL (waited for %r, got %r)"
                                 % (self.port, marker, data[-80:]))
             data += self.read()
         return data
 
-    def raw_exec(self, code, timeout=5):
-        """Start ``code`` through the raw REPL (mpremote's protocol) and return
-        without waiting for it to end."""
-        self.write(b"\r\x03")  # interrupt whatever runs: a server returns to the REPL
-        time.sleep(0.15)
+    def interrupt(self):
+        """Ctrl-C: a program stops, a server leaves (PROTOCOL.md, "Leaving the server");
+        what the board says meanwhile is dropped."""
+        self.write(b"\r\x03")
+        # Silence after it, for the server's 50 ms. On a slow board the next bytes may still
+        # come within them: CR and Ctrl-B, which the server hands back to the REPL too.
+        time.sleep(0.25)
         self.discard_input()
-        self.write(b"\r\x01")  # enter the raw REPL
-        self.read_until(b"raw REPL; CTRL-B to exit\r\n>", timeout)
-        self.write(code.encode() + b"\x04")
-        self.read_until(b"OK", timeout)
+
+    def friendly_repl(self, timeout=None):
+        """Ctrl-B: the friendly REPL, from the raw one or from itself, which prints its
+        banner and prompt. With a timeout: wait for them (LinkError if they do not come)."""
+        self.write(b"\r\x02")
+        if timeout:
+            end, data = time.monotonic() + timeout, b""
+            # The prompt after the banner ("MicroPython v1.28.0 on ..."), not one from before.
+            while b"Python" not in data or b">>> " not in data[data.index(b"Python"):]:
+                data += self.read_until(b">>> ", max(0.0, end - time.monotonic()))
+
+    def type_line(self, line, timeout=5):
+        """Run one line at the friendly REPL, as a person types it, without waiting for it
+        to end: whatever runs is interrupted first. LinkError if no REPL answers."""
+        self.interrupt()
+        self.friendly_repl(timeout)
+        self.write(line.encode() + b"\r")
+
+    def soft_reset(self, timeout=5):
+        """Ctrl-D at the friendly REPL: MicroPython starts again (main.py too, if there
+        is one), with what is on the flash now."""
+        self.interrupt()
+        self.friendly_repl(timeout)
+        self.write(b"\x04")
 
     def discard_input(self):
         try:
             self.serial.reset_input_buffer()
         except Exception as e:  # as in read: any pyserial failure means the link is gone
             raise LinkError("reading from %s failed: %s (board unplugged or reset?)" % (self.port, e))
-
-    def friendly_repl(self):
-        self.write(b"\r\x02")
 
     def close(self):
         try:

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anne_host.csvdata import CSVError, Samples, load, parse_row
+from anne_host.errors import AnneError
 
 IRIS = Path(__file__).resolve().parents[2] / "models" / "iris.csv"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -66,21 +67,71 @@ def test_feature_names_match_in_any_case_and_with_spaces(csv_file):
     assert s.columns == ["A", "B"] and s.x.tolist() == [[1, 2]]
 
 
-def test_first_columns_when_not_every_feature_is_named(csv_file):
-    # Only "a" is a feature name: the first two columns are used, in file order.
-    s = load(csv_file("x,a,label\n1,2,p\n"), 2, features=["a", "b"])
-    assert s.columns == ["x", "a"] and s.x.tolist() == [[1, 2]]
-    assert s.y == ["p"]
+def test_a_header_with_some_of_the_feature_names_is_an_error_naming_the_missing(csv_file):
+    # Only "a" is a feature name: "x" is not taken in place of "b".
+    message = error(csv_file("x,a,label\n1,2,p\n"), 2, features=["a", "b"])
+    assert "no column named 'b'" in message and "x, a, label" in message and "--columns" in message
 
 
-def test_first_columns_skip_a_named_label_column(csv_file):
+def test_a_header_with_none_of_the_feature_names_is_read_by_position(csv_file):
+    s = load(csv_file("p,q,label\n1,2,z\n"), 2, features=["a", "b"])
+    assert s.columns == ["p", "q"] and s.chosen == "position" and s.y == ["z"]
+
+
+def test_by_position_every_column_but_a_named_label_column(csv_file):
     s = load(csv_file("class,f1,f2\nq,1,2\n"), 2)
     assert s.columns == ["f1", "f2"] and s.y == ["q"] and s.x.tolist() == [[1, 2]]
+    assert s.chosen == "position"
 
 
 def test_too_few_columns(csv_file):
     message = error(csv_file("a,b\n1,2\n"), 3)
-    assert "data.csv" in message and "3 inputs" in message and "2" in message
+    assert "data.csv" in message and "3 inputs" in message and "2 columns" in message
+
+
+def test_a_leading_id_column_is_not_taken_as_a_feature(csv_file):
+    # The user's file: an id, the four measurements, the species.
+    message = error(csv_file("id,a,b,c,d,species\n1,5.1,3.5,1.4,0.2,setosa\n"), 4)
+    assert "5 columns besides the label column 'species'" in message and "4 inputs" in message
+    assert "--columns" in message and "id, a, b, c, d, species" in message
+
+
+def test_more_columns_than_inputs_and_a_label_is_an_error(csv_file):
+    message = error(csv_file("a,b,c,d,e,f\n1,2,3,4,5,6\n"), 4)
+    assert "6 columns" in message and "4 inputs" in message and "--columns" in message
+
+
+@pytest.mark.parametrize("columns", [["b", "d"], ["B", "3"], [1, 3]])
+def test_columns_chosen_by_name_or_index(csv_file, columns):
+    s = load(csv_file("id,b,c,d,species\n7,1,2,3,x\n"), 2, columns=columns)
+    assert s.columns == ["b", "d"] and s.x.tolist() == [[1, 3]] and s.chosen == "columns"
+    assert s.label_column == "species" and s.y == ["x"]
+
+
+def test_columns_override_the_models_feature_names(csv_file):
+    s = load(csv_file("a,b,x,y\n1,2,3,4\n"), 2, features=["a", "b"], columns=["x", "y"])
+    assert s.x.tolist() == [[3, 4]] and s.label_column is None
+
+
+def test_a_column_named_like_a_label_chosen_as_a_feature_is_not_the_label(csv_file):
+    s = load(csv_file("y,x,out\n1,2,k\n"), 2, columns=["x", "y"])
+    assert s.columns == ["x", "y"] and s.label_column == "out"
+
+
+@pytest.mark.parametrize("columns, message", [
+    (["a"], "--columns names 1 column; the model takes 2 inputs"),
+    (["a", "nope"], "no column named 'nope'"),
+    (["a", "9"], "no column 9"),
+    (["a", " "], "an empty column name"),
+])
+def test_columns_that_do_not_fit(csv_file, columns, message):
+    assert message in error(csv_file("a,b,label\n1,2,x\n"), 2, columns=columns)
+
+
+def test_describe_says_which_columns_were_read_and_how(csv_file):
+    s = load(csv_file("sl,sw,species\n1,2,x\n"), 2, features=["sw", "sl"])
+    assert s.describe() == ("features from columns sw, sl (matched by the model's feature names); "
+                            "labels from column species")
 
 
 def test_semicolon_file_gets_a_hint(csv_file):
@@ -117,9 +168,9 @@ def test_a_feature_named_like_a_label_is_not_the_label(csv_file):
     assert s.columns == ["x", "y"] and s.label_column == "out"
 
 
-@pytest.mark.parametrize("choice", ["kind", "KIND", 0, "0", -4])
+@pytest.mark.parametrize("choice", ["kind", "KIND", 0, "0", -3])
 def test_label_column_chosen_by_name_or_index(csv_file, choice):
-    s = load(csv_file("kind,a,b,label\nk,1,2,z\n"), 2, label_column=choice)
+    s = load(csv_file("kind,a,b\nk,1,2\n"), 2, label_column=choice)
     assert s.label_column == "kind" and s.y == ["k"]
     assert s.columns == ["a", "b"]
 
@@ -207,8 +258,9 @@ def test_float32_values_written_by_python_read_back_exactly(tmp_path_factory, va
     assert np.array_equal(got, np.array(values, dtype=np.float32), equal_nan=True)
 
 
-def test_feature_names_must_match_inputs(csv_file):
-    with pytest.raises(ValueError):
+def test_a_model_whose_feature_names_do_not_match_its_inputs_is_one_line(csv_file):
+    # A model stored before upload checked the counts: the model is named, not the file.
+    with pytest.raises(AnneError, match="the model names 1 features for its 2 inputs; export it again"):
         load(csv_file("a,b\n1,2\n"), 2, features=["a"])
 
 
@@ -238,7 +290,7 @@ def test_empty_feature_cell(csv_file):
 
 
 def test_empty_cell_in_an_unused_column_is_fine(csv_file):
-    s = load(csv_file("a,b,label,note\n1,2,x,\n"), 2, label_column="label")
+    s = load(csv_file("a,b,label,note\n1,2,x,\n"), 2, label_column="label", columns=["a", "b"])
     assert s.x.tolist() == [[1, 2]] and s.y == ["x"]
 
 
@@ -265,9 +317,31 @@ def test_header_without_samples(csv_file):
 
 
 def test_numbers_in_the_first_row_mean_no_header(csv_file):
-    path = csv_file("1,2\n3,4\n")
+    s = load(csv_file("1,2\n3,4\n"), 2)
+    assert s.x.tolist() == [[1, 2], [3, 4]] and s.lines == [1, 2]  # the first row is not lost
+    assert not s.header and s.columns == ["0", "1"] and s.y is None
+
+
+def test_a_file_without_header_and_with_text_labels(csv_file):
+    s = load(csv_file("5.1,3.5,setosa\n4.9,3.0,setosa\n6.3,2.5,virginica\n"), 2, need_labels=True)
+    assert s.lines == [1, 2, 3] and s.x.shape == (3, 2) and s.y == ["setosa", "setosa", "virginica"]
+    assert s.label_column == "2" and "the file has no header row" in s.describe()
+
+
+def test_a_header_over_numbers_is_a_header(csv_file):
+    s = load(csv_file("id,a,b,label\n1,2,3,x\n4,5,6,y\n"), 2, columns=["a", "b"])
+    assert s.header and s.lines == [2, 3]
+
+
+def test_a_file_without_header_names_columns_by_index_in_errors(csv_file):
+    path = csv_file("1,2,x\n3,oops,y\n")
     message = error(path, 2)
-    assert message.startswith("%s:1:" % path) and "header" in message
+    assert message.startswith("%s:2: column 1 holds 'oops'" % path)
+    assert "no header row" in error(csv_file("1,2,3,x\n4,5,6,y\n"), 2)
+
+
+def test_label_column_by_name_needs_a_header(csv_file):
+    assert "no column named 'species'" in error(csv_file("1,2,x\n3,4,y\n"), 2, label_column="species")
 
 
 def test_row_with_the_wrong_number_of_cells(csv_file):

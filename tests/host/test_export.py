@@ -1,12 +1,16 @@
 """The exporter: input scaling taken at export, and clear refusals naming the layer."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from anne_host import cli, export, model_doc
 from anne_host.protocol import modelfile
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 def _forward(doc, x):
@@ -85,11 +89,68 @@ def test_export_command_errors_are_one_line(tmp_path, capsys):
 
 
 def test_export_json_summary(keras, tmp_path, capsys):
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.5), keras.layers.Dense(1, activation="sigmoid")])
+    # Named: Keras numbers unnamed layers by how many were made before in this process.
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.5, name="dropout"),
+                              keras.layers.Dense(1, activation="sigmoid")])
     model.save(tmp_path / "tiny.keras")
     assert cli.main(["--json", "export", str(tmp_path / "tiny.keras")]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary == {"output": str(tmp_path / "tiny.json"), "name": "tiny", "layers": 1, "params": 3,
-                       "folded": []}
+                       "folded": [], "dropped": ["layer 'dropout' (Dropout)"]}
     blob = model_doc.pack(model_doc.read(tmp_path / "tiny.json"))
     assert modelfile.checksum(blob) != 0
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"labels": ["a", "b"]}, "--labels names 2 classes (a, b), but the model has 3 outputs, so it needs 3 labels"),
+    ({"features": ["p", "q"]}, "--features names 2 inputs (p, q), but the model takes 4"),
+])
+def test_label_and_feature_counts_are_checked_at_export(keras, kw, message):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    with pytest.raises(export.ExportError) as info:
+        export.export_model(model, **kw)
+    assert message in str(info.value)
+
+
+def test_one_sigmoid_output_takes_two_labels(keras):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    assert export.export_model(model, labels=["no", "yes"])["labels"] == ["no", "yes"]
+    with pytest.raises(export.ExportError, match=r"1 output, so it needs 2 labels \(below, above the threshold\)"):
+        export.export_model(model, labels=["yes"])
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"labels": ["versicolor"]}, '"labels" names 1 class (versicolor), but the model has 1 output'),
+    ({"features": ["a", "b"]}, '"features" names 2 inputs (a, b), but the model takes 4'),
+])
+def test_a_document_with_the_wrong_counts_is_refused_when_read(tmp_path, edit, message):
+    doc = model_doc.read(MODELS / "iris6.json")
+    doc.update(edit)
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    with pytest.raises(model_doc.ModelDocError) as info:
+        model_doc.read(tmp_path / "m.json")
+    assert str(info.value).startswith(str(tmp_path / "m.json") + ": ") and message in str(info.value)
+
+
+def test_a_model_file_with_the_wrong_counts_is_refused():
+    doc = model_doc.read(MODELS / "iris3.json")
+    doc["labels"] = ["a", "b"]
+    blob = modelfile.pack(model_doc.meta(doc), model_doc.to_layers(model_doc.read(MODELS / "iris3.json")))
+    with pytest.raises(model_doc.ModelDocError, match="m.anne: \"labels\" names 2 classes"):
+        model_doc.file_meta(blob, "m.anne")
+
+
+def test_the_export_command_names_dropped_layers_and_prints_no_tensorflow_log(tmp_path):
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("anne-host")
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+    code = ("import keras; m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3), "
+            "keras.layers.Dropout(0.2), keras.layers.Dense(1, activation='sigmoid')]); m.save(%r)"
+            % str(tmp_path / "d.keras"))
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env, timeout=300)
+    done = subprocess.run([str(script), "export", str(tmp_path / "d.keras"), "--labels", "no,yes"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and done.stderr == ""
+    assert "\n  dropped layer 'dropout' (Dropout): it does nothing at inference" in done.stdout

@@ -487,9 +487,9 @@ def test_export_int8_without_feature_names_takes_every_column_but_the_label(tmp_
 
 
 @pytest.mark.parametrize("header, rows, message", [
-    ("a,b,c,species", "1,2,3,x", "the model takes 4 inputs, but the file has only 3 feature columns"),
-    ("a,b,c,d,e,species", "1,2,3,4,5,x", "5 feature columns (every column but the label 'species'), "
-                                         "but the model takes 4 inputs"),
+    ("a,b,c,species", "1,2,3,x", "3 columns besides the label column 'species', but the model takes 4 inputs"),
+    ("a,b,c,d,e,species", "1,2,3,4,5,x", "5 columns besides the label column 'species', "
+                                         "but the model takes 4 inputs; choose them with --columns"),
     ("a,b,c,d", "1,2,x,4", "column 'c' holds 'x', which is not a number"),
 ])
 def test_a_calibration_file_that_does_not_fit_is_refused(tmp_path, capsys, header, rows, message):

@@ -7,7 +7,7 @@ import pytest
 
 from anne_host.errors import AnneError
 from anne_host.metrics import evaluate, latency
-from anne_host.report import (confusion_table, evaluation_report, latency_line, per_class_table,
+from anne_host.report import (confusion_table, evaluation_report, latency_line, per_class_table, rate_line,
                               plot_confusion)
 
 BINARY = ["versicolor", "virginica"]
@@ -79,16 +79,25 @@ def test_per_class_table_three_classes():
 
 # --- latency -------------------------------------------------------------------------------
 
-def test_latency_line():
+def test_latency_line_says_the_board_measured_it():
     lat = {"mean": 123.44, "p50": 120.0, "p95": 150.25, "max": 1234.5, "min": 99.0}
-    assert latency_line(lat, 8100.4) == (
-        "board latency: mean 123.4 µs, p50 120.0 µs, p95 150.2 µs, max 1,234.5 µs (8,100 samples/s)")
+    assert latency_line(lat) == ("board time per sample (the board's time.ticks_us): mean 123.4 µs, "
+                                 "p50 120.0 µs, p95 150.2 µs, max 1,234.5 µs")
 
 
-def test_latency_line_without_rate_or_samples():
-    assert latency_line({"mean": 1.0, "p50": 1.0, "p95": 1.0, "max": 1.0, "min": 1.0}) == (
-        "board latency: mean 1.0 µs, p50 1.0 µs, p95 1.0 µs, max 1.0 µs")
-    assert latency_line(latency([])) == "board latency: no samples timed"
+def test_latency_line_of_the_virtual_pico_is_not_called_a_boards():
+    line = latency_line({"mean": 1.0, "p50": 1.0, "p95": 1.0, "max": 1.0, "min": 1.0}, "host-cpu")
+    assert line.startswith("virtual Pico time per sample (this PC's CPU running the MicroPython Unix port, "
+                           "not a Pico's time): mean 1.0 µs")
+    assert "board" not in line
+
+
+def test_latency_line_without_samples():
+    assert latency_line(latency([])) == "board time per sample (the board's time.ticks_us): no samples timed"
+
+
+def test_rate_line_is_the_end_to_end_rate():
+    assert rate_line(8100.4) == "end to end: 8,100 samples/s (wall time on this PC, including the link)"
 
 
 # --- whole report --------------------------------------------------------------------------
@@ -109,8 +118,14 @@ def test_evaluation_report():
         "virginica       0.909   1.000  0.952       10\n"
         "macro F1 0.950\n"
         "\n"
-        "board latency: mean 300.0 µs, p50 300.0 µs, p95 480.0 µs, max 500.0 µs (3,333 samples/s)"
+        "board time per sample (the board's time.ticks_us): mean 300.0 µs, p50 300.0 µs, p95 480.0 µs, max 500.0 µs\n"
+        "end to end: 3,333 samples/s (wall time on this PC, including the link)"
     )
+
+
+def test_evaluation_report_says_which_columns_were_read():
+    text = evaluation_report("m", paper_metrics(), None, None, title="m on d.csv", columns="features from a, b")
+    assert text.startswith("m on d.csv\nfeatures from a, b\naccuracy 95.0 %")
 
 
 def test_evaluation_report_title_and_no_timing():
