@@ -1,0 +1,236 @@
+"""Training on the board (firmware/train.py, firmware/build.py) under the real MicroPython,
+against Keras' own optimizers: the same initial weights, the same batches in the same order."""
+
+import json
+
+import numpy as np
+import pytest
+
+B = 4  # rows per batch
+N = 16  # rows: four batches, so 100 steps are 25 epochs
+
+
+def _data(n_in, n_out, loss, seed=7):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (N, n_in)).astype(np.float32)
+    if loss == "categorical_crossentropy":
+        y = rng.integers(0, n_out, N)
+        return x, y.tolist(), np.eye(n_out, dtype=np.float32)[y]
+    if loss == "binary_crossentropy":
+        y = rng.integers(0, 2, (N, n_out)).astype(np.float32)
+        return x, y.tolist(), y
+    y = rng.normal(0, 1, (N, n_out)).astype(np.float32)
+    return x, y.tolist(), y
+
+
+def _initial(sizes, seed=3):
+    # Glorot-uniform-like weights, [n_out][n_in] as the board keeps them; small biases.
+    rng = np.random.default_rng(seed)
+    out = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        lim = np.sqrt(6 / (n_in + n_out))
+        out.append((rng.uniform(-lim, lim, (n_out, n_in)).astype(np.float32),
+                    rng.uniform(-0.1, 0.1, n_out).astype(np.float32)))
+    return out
+
+
+def _keras_run(keras, sizes, acts, init, loss, opt, x, y, steps):
+    """Weights after each of ``steps`` (a list of step counts), trained with
+    train_on_batch over the batches in order; and the loss before the first step."""
+    model = keras.Sequential([keras.Input((sizes[0],))] +
+                             [keras.layers.Dense(n, activation=a) for n, a in zip(sizes[1:], acts)])
+    model.set_weights([v for w, b in init for v in (w.T, b)])
+    name, kw = opt
+    optimizer = keras.optimizers.SGD(**kw) if name == "sgd" else keras.optimizers.Adam(**kw)
+    model.compile(optimizer=optimizer, loss=loss)
+    first = model.evaluate(x[:B], y[:B], batch_size=B, verbose=0)
+    out = {}
+    for step in range(max(steps)):
+        k = step % (N // B)
+        model.train_on_batch(x[k * B:(k + 1) * B], y[k * B:(k + 1) * B])
+        if step + 1 in steps:
+            ws = model.get_weights()
+            out[step + 1] = [(ws[2 * i].T, ws[2 * i + 1]) for i in range(len(ws) // 2)]
+    return first, out
+
+
+_BOARD = """
+import json, anne
+from array import array
+from anne import build, train
+from anne.engine import Net
+sizes, acts, init = %r, %r, %r
+def net():
+    layers = build.layers(sizes, acts)
+    for layer, (w, b) in zip(layers, init):
+        layer.weights[:] = array('f', w)
+        layer.bias[:] = array('f', b)
+    return Net({"name": "t"}, layers, "reference")
+X, Y = %r, %r
+out = []
+for epochs, rows in %r:
+    n = net()
+    h = train.fit(n, X[:rows], Y[:rows], epochs=epochs, batch=%d, loss=%r, %s)
+    out.append([h[0]["loss"], [[list(l.weights), list(l.bias)] for l in n.layers]])
+print(json.dumps(out))
+"""
+
+
+def _board_run(run_mpy, sizes, acts, init, loss, opt, x, y_board, steps):
+    plan = [(1, B) if s == 1 else (s // (N // B), N) for s in steps]
+    name, kw = opt
+    args = "optimizer=%r, lr=%r" % (name, kw["learning_rate"])
+    if "momentum" in kw:
+        args += ", momentum=%r" % kw["momentum"]
+    code = _BOARD % (sizes, acts, [[w.ravel().tolist(), b.tolist()] for w, b in init],
+                     x.tolist(), y_board, plan, B, loss, args)
+    return run_mpy.json(code)
+
+
+def _rel(a, b):
+    # The largest difference, relative to the largest weight of the array.
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def _check(run_mpy, keras, sizes, acts, loss, opt, tol, steps=(1, 100)):
+    init = _initial(sizes)
+    x, y_board, y_keras = _data(sizes[0], sizes[-1], loss)
+    first, want = _keras_run(keras, sizes, acts, init, loss, opt, x, y_keras, steps)
+    got = _board_run(run_mpy, sizes, acts, init, loss, opt, x, y_board, steps)
+    assert got[0][0] == pytest.approx(first, rel=1e-5)  # the loss before the first step
+    for (_, layers), step in zip(got, steps):
+        for k, ((gw, gb), (kw, kb), (iw, ib)) in enumerate(zip(layers, want[step], init)):
+            moved = max(_rel(kw, iw), _rel(kb, ib))
+            assert moved > 20 * tol, "step %d layer %d barely moved: the test would prove nothing" % (step, k)
+            assert _rel(gw, kw) <= tol, ("weights", step, k, _rel(gw, kw))
+            assert _rel(gb, kb) <= tol, ("bias", step, k, _rel(gb, kb))
+
+
+SGD = ("sgd", {"learning_rate": 0.05})
+MOMENTUM = ("sgd", {"learning_rate": 0.05, "momentum": 0.9})
+ADAM = ("adam", {"learning_rate": 0.01})
+
+
+@pytest.mark.parametrize("opt, tol", [(SGD, 1e-5), (MOMENTUM, 1e-5), (ADAM, 1e-4)], ids=["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("loss, acts", [
+    ("categorical_crossentropy", ["relu", "softmax"]),
+    ("binary_crossentropy", ["tanh", "sigmoid"]),
+    ("mse", ["sigmoid", "linear"]),
+], ids=["cce-softmax", "bce-sigmoid", "mse-linear"])
+def test_weights_match_keras_after_1_and_100_steps(run_mpy, keras, loss, acts, opt, tol):
+    sizes = [5, 7, 3] if loss != "binary_crossentropy" else [5, 7, 1]
+    _check(run_mpy, keras, sizes, acts, loss, opt, tol)
+
+
+@pytest.mark.parametrize("act", ["linear", "relu", "sigmoid", "tanh", "leaky_relu", "elu", "selu",
+                                 "softplus", "softsign", "silu", "gelu", "exponential", "softmax"])
+def test_every_trainable_hidden_activation_matches_keras(run_mpy, keras, act):
+    _check(run_mpy, keras, [5, 6, 3], [act, "softmax"], "categorical_crossentropy", MOMENTUM, 1e-5)
+
+
+def test_deeper_net_with_adam_and_mse_through_softmax(run_mpy, keras):
+    # Two hidden layers; MSE through a softmax output takes softmax's full Jacobian.
+    _check(run_mpy, keras, [6, 8, 8, 4], ["elu", "tanh", "softmax"], "mse", ADAM, 1e-4)
+
+
+def _refused(run_mpy, code):
+    return run_mpy("import anne\nfrom anne import build, train\n"
+                   "try:\n" + "".join(" " + line + "\n" for line in code.splitlines()) +
+                   " print('NOT REFUSED')\nexcept (ValueError, ArithmeticError) as e:\n print('refused:', e)\n")
+
+
+def test_what_cannot_be_trained_is_refused_with_a_message(run_mpy):
+    out = _refused(run_mpy, "n = build.new([3, 4, 2], ['mish', 'softmax'])\n"
+                            "train.fit(n, [[1, 2, 3]], [0])")
+    assert "refused: layer 0: activation mish cannot be trained" in out
+    out = _refused(run_mpy, "n = build.new([3, 2], ['relu'])\n"
+                            "train.fit(n, [[1, 2, 3]], [[0, 1]], loss='categorical_crossentropy')")
+    assert "refused: categorical_crossentropy needs a softmax output" in out
+    out = _refused(run_mpy, "n = build.new([3, 2], ['softmax'])\n"
+                            "train.fit(n, [[1, 2, 3]], [0], optimizer='rmsprop')")
+    assert "refused: unknown optimizer 'rmsprop'" in out
+
+
+def test_bad_data_is_refused_before_any_step(run_mpy):
+    base = "n = build.new([3, 4, 2], ['relu', 'softmax'], seed=2)\nw = list(n.layers[0].weights)\n"
+    cases = {
+        "[[1, 2, 3], [1, float('nan'), 3]], [0, 1]": "row 1 holds nan",
+        "[[1, 2, 3], [1, 2]], [0, 1]": "row 1 has 2 values; model ? takes 3",
+        "[[1, 2, 3], [4, 5, 6]], [0, 2]": "label 2 of row 1 is not a class index 0..1",
+        "[[1, 2, 3], [4, 5, 6]], [0]": "2 input rows but 1 labels",
+    }
+    for args, message in cases.items():
+        out = _refused(run_mpy, base + "try:\n train.fit(n, %s, epochs=3, lr=0.5)\n"
+                                       "finally:\n print('same', w == list(n.layers[0].weights))" % args)
+        assert "refused: " + message in out and "same True" in out, out
+
+
+def test_a_diverging_run_stops_before_the_bad_step_and_saves_nothing(run_mpy, tmp_path):
+    # Steps update the net in place (no 4 B/param copy): a diverging run stops before
+    # the step whose loss is not finite, the net holds finite weights, and the stored
+    # model is untouched.
+    out = run_mpy(
+        "import anne, json\nfrom anne import build, train\n"
+        "n = build.new([2, 8, 1], ['exponential', 'linear'], seed=1)\n"
+        "train.save(n, 'd')\n"
+        "try:\n train.fit(n, [[3, 4], [4, 5]] * 4, [1e6, -1e6] * 4, epochs=50, batch=2, lr=1.0)\n"
+        "except ArithmeticError as e:\n print('refused:', e)\n"
+        "w = [v for l in n.layers for v in list(l.weights) + list(l.bias)]\n"
+        "print('finite', all(-3.5e38 < v < 3.5e38 for v in w))\n"
+        "m = anne.load('d', kernel='reference')\n"
+        "print('stored', [list(l.weights) for l in m.layers] == [list(l.weights) for l in build.new([2, 8, 1], ['exponential', 'linear'], seed=1).layers])\n",
+        cwd=tmp_path)
+    assert "refused: training diverged in epoch" in out and "nothing saved" in out, out
+    assert "finite True" in out and "stored True" in out, out
+
+
+def test_save_replaces_the_stored_model_and_loads_with_the_same_predictions(run_mpy, tmp_path):
+    out = run_mpy.json(
+        "import anne, json, os\nfrom anne import build, train\n"
+        "n = build.new([4, 6, 3], ['tanh', 'softmax'], seed=5, labels=['a', 'b', 'c'])\n"
+        "X = [[i * 0.1, 1 - i * 0.05, (i % 3) - 1, 0.5] for i in range(12)]\n"
+        "Y = [i % 3 for i in range(12)]\n"
+        "train.save(n, 'mine')\n"
+        "h = train.fit(n, X, Y, epochs=30, batch=4, lr=0.1, optimizer='adam')\n"
+        "train.save(n, 'mine')\n"
+        "m = anne.load('mine')\n"
+        "r = anne.load('mine', kernel='reference')\n"
+        "print(json.dumps([h[0]['loss'], h[-1]['loss'], h[-1]['accuracy'], [n.predict(x) for x in X],"
+        " [m.predict(x) for x in X], [r.predict(x) for x in X], m.predict_class(X[0]), sorted(os.listdir('models'))]))",
+        cwd=tmp_path)
+    first, last, acc, trained, loaded, loaded_ref, label, files = out
+    assert last < first and acc > 0.5  # it learned
+    assert loaded_ref == trained  # the same float32 weights, bit for bit
+    np.testing.assert_allclose(loaded, trained, rtol=1e-5, atol=1e-6)  # the fast kernel
+    assert label in ("a", "b", "c")
+    assert files == ["mine.anne"]  # no temporary file left
+
+
+def test_new_builds_a_glorot_net_that_predicts(run_mpy):
+    out = run_mpy.json(
+        "import json\nfrom anne import build\n"
+        "n = build.new([16, 64, 8], ['relu', 'softmax'], seed=9)\n"
+        "m = build.new([16, 64, 8], ['relu', 'softmax'], seed=9)\n"
+        "y = n.predict([0.5] * 16)\n"
+        "w = list(n.layers[0].weights)\n"
+        "print(json.dumps([y, sum(y), max(abs(v) for v in w), sum(w) / len(w), list(n.layers[0].bias),"
+        " w == list(m.layers[0].weights), w == list(build.new([16, 64, 8], ['relu', 'softmax'], seed=8).layers[0].weights)]))")
+    y, total, top, mean, bias, same_seed, other_seed = out
+    assert len(y) == 8 and total == pytest.approx(1, abs=1e-5)
+    limit = (6 / (16 + 64)) ** 0.5
+    assert 0.9 * limit < top <= limit and abs(mean) < 0.05  # uniform in +-limit
+    assert bias == [0.0] * 64
+    assert same_seed and not other_seed
+
+
+def test_shuffle_reorders_repeatably_and_trains(run_mpy):
+    out = run_mpy.json(
+        "import json\nfrom anne import build, train\n"
+        "X = [[i * 0.1, (i % 2) * 1.0] for i in range(10)]\nY = [i % 2 for i in range(10)]\n"
+        "def run(seed):\n"
+        " n = build.new([2, 4, 2], ['tanh', 'softmax'], seed=1)\n"
+        " train.fit(n, X, Y, epochs=3, batch=3, lr=0.2, shuffle=seed)\n"
+        " return list(n.layers[0].weights)\n"
+        "print(json.dumps([run(4) == run(4), run(4) == run(5), run(False) == run(4)]))")
+    assert out == [True, False, False]
