@@ -1,7 +1,7 @@
 # The dense-network engine: layers loaded from a model file, evaluated with two
 # preallocated activation buffers, so an inference allocates nothing that grows
 # with the network.
-import struct
+import sys
 import time
 from array import array
 
@@ -11,15 +11,42 @@ from . import activations, kernels
 
 
 @micropython.viper
-def _run(steps, x, n_in: int, src, dst):
+def _run(steps, x, n_in: int, src, dst, code: int):
     # Copy the input in, then the layers. Viper: native code keeps its frame on
     # the C stack, so an inference makes no heap frame here (a bytecode function
-    # of this size would get one from the heap on every call).
+    # of this size would get one from the heap on every call). code: the
+    # address of x's typecode (an array or memoryview), or 0; 'f' items are
+    # copied as words (x[i] would make a float object each).
     i = 0
-    while i < n_in:
-        src[i] = x[i]
-        i += 1
+    if code and ptr8(code)[0] & 0x7F == 102:
+        s = ptr32(src)
+        r = ptr32(x)
+        while i < n_in:
+            s[i] = r[i]
+            i += 1
+    else:
+        while i < n_in:
+            src[i] = x[i]
+            i += 1
     return layers(steps, src, dst)
+
+
+@micropython.viper
+def _typecode(x) -> int:
+    return int(ptr8(int(id(x)) + int(_TYPECODE))[0])
+
+
+# An array object is its type, then a word whose low byte is the typecode
+# (py/objarray.h; a memoryview's too, 0x80 set when writable). Checked here, once:
+# where it is not so, every input is copied item by item.
+_TYPECODE = 8 if sys.maxsize > 1 << 32 else 4
+_ARRAYS = (array, memoryview)
+try:
+    if [_typecode(array(c, [0])) for c in "fdI"] != [102, 100, 73] \
+            or _typecode(memoryview(array("f", [0]))) & 0x7F != 102:
+        _ARRAYS = ()
+except Exception:  # id() not an address
+    _ARRAYS = ()
 
 
 @micropython.viper
@@ -50,6 +77,17 @@ def _int8_reference(src, dst, net):
         dst[j] = v
 
 
+# run_batch's threshold as float32 bits: struct.pack and unpack would make two
+# objects a call; this makes none for thresholds in [0, 2), small ints on a board.
+_threshold = array("f", (0,))
+_batch = []  # batch.run_rows once run_batch has imported it (code is heap: not before)
+
+
+@micropython.viper
+def _bits(a) -> int:
+    return ptr32(a)[0]
+
+
 # What Net reads from the model's metadata, and the value where it says nothing.
 _FROM_META = {"name": "", "labels": (), "threshold": 0.5, "dtype": "float32"}
 
@@ -66,9 +104,9 @@ class Net:
         if self.dtype == "int8":
             self._bind_int8(kernel)
             return
-        if kernel != Net.kernel:
-            self.kernel = kernel
         k = kernels.get(kernel)
+        if k.name != Net.kernel:
+            self.kernel = k.name
         width = self.inputs
         for layer in layers:
             width = max(width, layer.units)
@@ -76,17 +114,21 @@ class Net:
         self._b = array("f", range(width))
         ws = k.workspace(width)
         # One step per layer, everything bound in advance: dense or None, its
-        # state, activation or None, units. forward() then only calls. The steps
-        # are one flat tuple, not a tuple per layer: fewer objects on the heap.
+        # state, activation or None, its argument (units, or the kernel's own).
+        # forward() then only calls. The steps are one flat tuple, not a tuple
+        # per layer: fewer objects on the heap.
         steps = []
         for layer in layers:
             run = state = None
-            act = activations.build(layer)
+            act, arg = activations.build(layer), layer.units
+            own = k.activation and k.activation(layer)
+            if own:  # the kernel's own sigmoid, tanh or softmax
+                act, arg = own
             if layer.weights is not None:
                 run, state, fused = k.bind(layer, ws, activations.is_plain_relu(layer))
                 if fused:
                     act = None
-            steps += (run, state, act, layer.units)
+            steps += (run, state, act, arg)
         self._steps = tuple(steps)
 
     def __getattr__(self, name):
@@ -119,7 +161,8 @@ class Net:
         overwritten by the next call: copy what you keep."""
         if len(x) != self.inputs:
             raise ValueError("model %s takes %d inputs, got %d" % (self.name, self.inputs, len(x)))
-        return _run(self._steps, x, self.inputs, self._a, self._b)
+        return _run(self._steps, x, self.inputs, self._a, self._b,
+                    id(x) + _TYPECODE if type(x) in _ARRAYS else 0)
 
     def profile(self, x):
         """Like forward, timing each layer: returns its microseconds per layer.
@@ -179,10 +222,15 @@ class Net:
         outputs into ``ys`` (array('f')), class indices into ``classes``
         (bytearray), board microseconds into ``times`` (array('I')); returns
         the total microseconds. MicroPython only (viper); allocates nothing."""
-        from .batch import run_rows
+        if not _batch:  # an import statement makes an object each time it runs
+            from .batch import run_rows
 
-        return run_rows(self._steps, data, rows, self.inputs, self.outputs, self._a, self._b,
-                        ys, classes, times, struct.unpack("<i", struct.pack("<f", self.threshold))[0])
+            _batch.append(run_rows)
+        # What __getattr__ would give, read directly: it costs a Python call each.
+        t = self.meta.get("threshold")
+        _threshold[0] = _FROM_META["threshold"] if t is None else t
+        return _batch[0](self._steps, data, rows, self.inputs, self.layers[-1].units, self._a,
+                         self._b, ys, classes, times, _bits(_threshold))
 
     def predict(self, x):
         """The output values for one sample, as a list of floats."""
@@ -211,6 +259,22 @@ class Net:
     def param_bytes(self):
         """Bytes one parameter takes in this model's file: 4 (float32) or 1 (int8)."""
         return 1 if self.dtype == "int8" else 4
+
+    # Training (anne/train.py, imported only when asked): see that file for X and Y.
+    def fit(self, X, Y, **options):
+        from . import train
+
+        return train.fit(self, X, Y, **options)
+
+    def evaluate(self, X, Y, **options):
+        from . import train
+
+        return train.evaluate(self, X, Y, **options)
+
+    def save(self, name):
+        from . import train
+
+        train.save(self, name)
 
     def summary(self):
         print("Model: %s  (%d inputs -> %d outputs, %s, kernel %s)"

@@ -26,13 +26,26 @@ def _bind_reference(layer, ws, relu=False):
 
 
 class Kernel:
-    def __init__(self, name, bind, workspace=None):
+    # activation(layer): None, or (act, arg) computing the layer's activation as
+    # act(x, arg) in place of activations.build's act(x, units).
+    def __init__(self, name, bind, workspace=None, activation=None):
         self.name = name
         self.bind = bind
         self.workspace = workspace or (lambda width: None)
+        self.activation = activation
 
 
-def _bfp():
+def _bfp(name):
+    # "bfp" (or "bfp-thumb") is the choice: the Thumb assembler kernel where the
+    # port has it (same bits), else the viper one, which "bfp-viper" asks for.
+    if name != "bfp-viper" and thumb():
+        try:
+            from . import bfp_thumb
+
+            # no workspace: a layer's scratch is in its own program
+            return Kernel("bfp-thumb", bfp_thumb.bind, None, bfp_thumb.activation)
+        except (SyntaxError, ImportError):  # no inline assembler; the file not installed
+            pass
     from . import bfp
 
     return Kernel("bfp", bfp.bind, bfp.Workspace)
@@ -42,9 +55,9 @@ def get(name):
     """The kernel called ``name``; ValueError for an unknown name, at load time."""
     if name == "reference":
         return Kernel("reference", _bind_reference)
-    if name == "bfp":
-        return _bfp()
-    raise ValueError("unknown kernel %r; kernels: reference, bfp" % name)
+    if name in ("bfp", "bfp-thumb", "bfp-viper"):
+        return _bfp(name)
+    raise ValueError("unknown kernel %r; kernels: reference, bfp, bfp-thumb, bfp-viper" % name)
 
 
 # Viper exists only in MicroPython; elsewhere (CPython tests) the reference kernel runs.

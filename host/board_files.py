@@ -39,7 +39,7 @@ def board_sources():
 
 # Firmware modules in inline Thumb assembler: mpy-cross compiles them only for these
 # architectures (a .py copy elsewhere is harmless: anne.kernels imports it on Thumb only).
-THUMB_ONLY = ("int8_thumb.py",)
+THUMB_ONLY = ("int8_thumb.py", "bfp_thumb.py")
 THUMB_ARCHES = ("armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp")
 
 

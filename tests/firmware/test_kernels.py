@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anne_host import board_files
+from anne_host import board_files, model_doc
 
 from .board_predict import board_predict
 
@@ -149,3 +149,80 @@ def test_columns_of_every_magnitude_keep_their_bits(run_mpy, tmp_path):
     exact = _exact(w, b, x)
     assert np.all(np.isfinite(got)) and np.all(np.isfinite(exact))
     assert np.all(np.abs(got - exact) <= _bound(w, b, x))
+
+
+def test_bfp_viper_is_asked_for_by_name(run_mpy, tmp_path):
+    # "bfp" (or "bfp-thumb") is the board's choice (the Thumb assembler kernel on a
+    # Pico, the viper one here); "bfp-viper" is the viper one everywhere: the same bits.
+    rng = np.random.default_rng(3)
+    doc = _layer_doc(rng.normal(0, 1, (5, 9)).astype(F32), rng.normal(0, 1, 5).astype(F32))
+    x = _adversarial_inputs(9, rng)
+    chosen = board_predict(run_mpy, tmp_path, {"m": (doc, x)}, kernel="bfp")["m"]
+    viper = board_predict(run_mpy, tmp_path, {"m": (doc, x)}, kernel="bfp-viper")["m"]
+    assert chosen.tobytes() == viper.tobytes()
+    out = run_mpy("from anne import kernels\nprint(kernels.thumb(), kernels.get('bfp').name, "
+                  "kernels.get('bfp-thumb').name, kernels.get('bfp-viper').name)")
+    assert out.split() == ["False", "bfp", "bfp", "bfp"]
+
+
+_INPUTS = """
+import gc
+from array import array
+from binascii import hexlify
+import anne
+net = anne.load(%r)
+xs = [0.37 * i - 1.1 for i in range(net.inputs)]
+kinds = [xs, tuple(xs), array('f', xs), memoryview(array('f', [9.0] + xs))[1:], array('d', xs),
+         memoryview(array('d', [9.0] + xs))[1:], array('i', [round(v) for v in xs])]
+for x in kinds:
+    print(hexlify(net.forward(x)).decode()[:8 * net.outputs])
+print(hexlify(net.forward([float(round(v)) for v in xs])).decode()[:8 * net.outputs])
+data = bytes(array('f', xs))
+y, c, t = bytearray(4 * net.outputs), bytearray(1), bytearray(4)
+kinds = kinds[:4]
+for x in kinds:
+    net.forward(x)
+net.run_batch(data, 1, y, c, t)
+gc.collect()
+used = []
+for k in (20, 100):  # the first measure may hold a one-off block
+    before = gc.mem_alloc()
+    for _ in range(k):
+        for x in kinds:
+            net.forward(x)
+        net.run_batch(data, 1, y, c, t)
+    used.append(gc.mem_alloc() - before)
+print('allocated', used[1])
+"""
+
+
+def test_forward_takes_any_sequence_and_copies_float32_arrays_raw(run_mpy, tmp_path):
+    # An array('f') (or a view of one) is copied word by word, without a float object
+    # per input; a 'd' array, whose items are 8 bytes, a tuple or integers go item by
+    # item. All give the outputs of the same values in a list, and neither forward nor
+    # run_batch allocates (relu: here sigmoid computes in float objects).
+    rng = np.random.default_rng(8)
+    doc = _layer_doc(rng.normal(0, 1, (3, 11)).astype(F32), rng.normal(0, 1, 3).astype(F32))
+    doc["layers"][0]["activation"] = "relu"
+    path = tmp_path / "m.anne"
+    path.write_bytes(model_doc.pack(doc))
+    lines = run_mpy(_INPUTS % str(path)).split("\n")
+    outs, allocated = lines[:8], lines[8]
+    assert len(set(outs[:6])) == 1 and outs[6] == outs[7] != outs[0]
+    assert allocated == "allocated 0"
+
+
+def test_the_assembler_activations_table_holds_what_it_says():
+    # firmware/bfp_thumb.py's constants, as bytes: log2(e) 2^31, ln(2) 2^32, 2^32/6,
+    # 2^32/3, 2^33/15, then 2^(31 - j/32), each rounded to the nearest integer.
+    import ast
+    import math
+    import struct
+
+    tree = ast.parse((Path(board_files.firmware_dir()) / "bfp_thumb.py").read_text())
+    table = next(node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                 and getattr(node.targets[0], "id", None) == "_TABLE")
+    words = struct.unpack("<37I", table)
+    assert words[:5] == (round(math.log2(math.e) * 2 ** 31), round(math.log(2) * 2 ** 32),
+                         round(2 ** 32 / 6), round(2 ** 32 / 3), round(2 ** 33 / 15))
+    assert words[5:] == tuple(round(2 ** (31 - j / 32)) for j in range(32))
