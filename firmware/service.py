@@ -7,6 +7,8 @@
 # anything, and a model replaces the stored or active one only once it has been
 # verified (and, to become active, loaded). One handler returns its whole reply
 # frame instead of fields: batch, which `eval` sends many times, builds it in place.
+# Every handler checks its request's fields (types and ranges) before the board's
+# state (an active model, an open upload), then the values against that state.
 import gc
 import os
 import struct
@@ -15,12 +17,12 @@ import time
 
 from micropython import const
 
-from . import store
+from . import kernels, store
 from .engine import Net
 from .protocol import framing, modelfile, mpack
 
 VERSION = "0.1.0"
-PROTOCOL = 1
+PROTOCOL = 2  # 2: hello gives model_count, list is paged (PROTOCOL.md)
 _ACTIVE_FILE = "active"
 # Temporary files live in the store folder (the same file system, so a rename is
 # atomic); the leading dot keeps them out of the model names.
@@ -37,6 +39,11 @@ _BATCH_ROOM = const(4096 - _BATCH_KEYS)
 _DECODE_ROOM = const(512)  # heap a request takes while it is decoded and handled, beyond its reply
 _REQUEST_ROOM = const(1024)  # heap the largest request but batch takes in all (hello: about 1 KB)
 _BIN = (bytes, memoryview)
+_LIST_PAGE = const(32)  # entries per list reply at most: the smallest names are kept while scanning
+_LIST_ROOM = const(3600)  # bytes of entries per list reply, for foreign names up to 255 bytes
+_ENTRY = const(64)  # an entry's bytes besides its name
+_ENTRY_HEAP = const(256)  # heap a listed name and its entry take while a list reply is made
+_MAX_MESSAGE = const(200)
 
 
 class Refused(Exception):
@@ -72,9 +79,8 @@ def _name(req):
         raise Refused("bad_name", str(e))
 
 
-def _sample(req, n):
+def _sample(data, n):
     # A sample travels as n little-endian float32 (a msgpack bin): its bytes.
-    data = _field(req, "x", _BIN, "bin")
     if len(data) != 4 * n:
         raise Refused("bad_input", "a sample needs %d float32 values (%d bytes), got %d bytes"
                       % (n, 4 * n, len(data)))
@@ -124,6 +130,37 @@ def _check_meta(name, meta):
         raise Refused("bad_model", "%s: 'threshold' must be a number" % name)
 
 
+def _forget(*names):
+    # Modules needed for one request (or one kind of model) are dropped from the module
+    # table after it, so that their code is collected: on a board, code is heap.
+    for name in names:
+        full = "anne." + name
+        if full in sys.modules:
+            del sys.modules[full]
+            parent, _, leaf = full.rpartition(".")
+            package = sys.modules.get(parent)
+            if package is not None and hasattr(package, leaf):
+                delattr(package, leaf)
+
+
+def _count():
+    from . import listing
+
+    n = listing.count()
+    _forget("listing")
+    return n
+
+
+def _check_replies(name, meta, layers):
+    # A model whose description could not fit a reply frame could never be selected.
+    from .protocol import modelcheck
+
+    problem = modelcheck.replies_problem(meta, layers, framing.MAX_BODY)
+    _forget("protocol.modelcheck")
+    if problem:
+        raise Refused("bad_model", "%s: %s" % (name, problem))
+
+
 def _reply_room(inputs, outputs):
     # The buffer for a model's batch replies, allocated with the model and kept with
     # it: its largest reply (as many samples as one request frame holds), so that a
@@ -152,6 +189,7 @@ def _verify(path, name):
             raise Refused("bad_model", str(e))
         checksum = _trailer(f)
     _check_meta(name, meta)
+    _check_replies(name, meta, layers)
     return _weights_bytes(layers), checksum
 
 
@@ -210,13 +248,15 @@ class Service:
         gc.collect()  # the arrays are allocated largest first, into a clean heap
         try:
             with open(path, "rb") as f:
-                if _dtype(f.read(6)) == "int8" and "anne.int8" not in sys.modules:
-                    # The int8 kernel's code stays while an int8 model is active
-                    # (_forget_int8): imported before the model's arrays, it lies
-                    # below them, not in the gap they leave when they go.
-                    from .kernels import int8
-
-                    int8(None)  # the kernel this port runs (and the viper one it builds on)
+                # A kernel's code is imported before the model's arrays, so that it
+                # lies below them, not in the gap they leave when they go; the other
+                # number type's kernel is forgotten (code is heap: 4 KB and more).
+                if _dtype(f.read(6)) == "int8":
+                    _forget("bfp_thumb", "bfp")
+                    if "anne.int8" not in sys.modules:
+                        kernels.int8(None)  # the kernel this port runs (and the viper one it builds on)
+                elif "anne.bfp" not in sys.modules:
+                    kernels.get(kernels.DEFAULT)
                 f.seek(0)
                 meta, layers = modelfile.load(f)
                 checksum = _trailer(f)
@@ -225,6 +265,7 @@ class Service:
         except ValueError as e:
             raise Refused("bad_model", "%s: %s" % (name, e))
         _check_meta(name, meta)
+        _check_replies(name, meta, layers)
         # The loader's garbage (a float object per weight it checks) lies among what
         # it kept: collected first, the reply buffer (the largest block left to
         # allocate) finds one, and what the engine keeps takes the lowest free blocks.
@@ -256,12 +297,7 @@ class Service:
         # that room again. The next int8 model imports it again (see _load).
         if self.net and self.net.dtype == "int8":
             return
-        package = sys.modules.get("anne")
-        for name in ("int8", "int8_thumb"):
-            if "anne." + name in sys.modules:
-                del sys.modules["anne." + name]
-                if package is not None and hasattr(package, name):
-                    delattr(package, name)
+        _forget("int8", "int8_thumb")
 
     def _activate(self, name, path=None, remember=True):
         """Make a model active: the stored ``name``, or the verified upload at
@@ -338,10 +374,10 @@ class Service:
         return {"protocol": PROTOCOL, "firmware": VERSION, "micropython": sys.version,
                 "machine": sys.implementation._machine, "platform": sys.platform,
                 "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(),
-                "flash_free": _flash_free(), "models": store.names(),
+                "flash_free": _flash_free(), "model_count": _count(),
                 "active": self.net.name if self.net else None, "checksum": self.checksum,
                 "dtype": self.net.dtype if self.net else None,
-                "load_error": self.load_error}
+                "load_error": self.load_error[:_MAX_MESSAGE] if self.load_error else None}
 
     def model(self, req):
         net = self._need_net()
@@ -352,26 +388,46 @@ class Service:
                 "layers": [[l.kind, l.activation, l.units] for l in net.layers]}
 
     def list(self, req):
+        # One page: the entries whose names sort after `after`, as many as fit one
+        # reply; `next` is the `after` of the next page, nil after the last one.
+        # Only the page's names are held while the folder is scanned.
+        after = req.get("after", "")
+        if not isinstance(after, str):
+            raise Refused("bad_request", "field 'after' must be a str")
+        # A page takes heap for its names and entries: smaller when little is free
+        # (a large model active), so that listing always works.
+        gc.collect()
+        most = max(1, min(_LIST_PAGE, (gc.mem_free() - _DECODE_ROOM) // _ENTRY_HEAP))
+        from . import listing
+        from .protocol import modelcheck
+
+        page, more = listing.page(after, most)
         models = []
-        for name in store.names():
-            try:
-                with open(store.path(name), "rb") as f:
-                    dtype = _dtype(f.read(6))  # cheap enough for a listing
-                    size = f.seek(0, 2)
-            except OSError:
-                continue  # removed meanwhile
-            models.append({"name": name, "size": size, "dtype": dtype,
-                           "active": bool(self.net and self.net.name == name)})
-        return {"models": models}
+        room = _LIST_ROOM
+        buf = bytearray(256)
+        active = self.net.name if self.net else None
+        last = None
+        for name in page:
+            room -= _ENTRY + len(name.encode())
+            if room < 0:
+                more = True
+                break
+            last = name
+            entry = listing.entry(name, active, buf, modelcheck.probe)
+            if entry:
+                models.append(entry)
+        _forget("listing", "protocol.modelcheck")
+        return {"models": models, "next": last if more else None}
 
     def upload_begin(self, req):
-        name = _name(req)
+        _field(req, "name", str, "a str")
         size = _int(req, "size")
         checksum = _int(req, "checksum")
         if size < _MIN_FILE:
             raise Refused("bad_request", "a model file has at least %d bytes" % _MIN_FILE)
         if not 0 <= checksum <= 0xFFFFFFFF:
             raise Refused("bad_request", "a checksum is a CRC-32, 0 to 0xffffffff")
+        name = _name(req)
         self._check_space(size)
         self._close_upload()
         try:
@@ -398,9 +454,9 @@ class Service:
         return self.upload
 
     def upload_chunk(self, req):
-        up = self._open_upload()
         offset = _int(req, "offset")
         data = _field(req, "data", _BIN, "bin")
+        up = self._open_upload()
         if offset != up[4]:
             raise Refused("bad_offset", "chunk at offset %d, expected %d" % (offset, up[4]))
         if up[4] + len(data) > up[1]:
@@ -414,10 +470,10 @@ class Service:
         return {"received": up[4]}
 
     def upload_end(self, req):
-        name, size, checksum, _, received = self._open_upload()
         activate = req.get("activate", True)
         if activate is not True and activate is not False:
             raise Refused("bad_request", "field 'activate' must be true or false")
+        name, size, checksum, _, received = self._open_upload()
         self._close_upload()
         try:
             if received != size:
@@ -453,9 +509,18 @@ class Service:
         return self.model(req)
 
     def delete(self, req):
-        name = _name(req)
+        # A foreign file (a name no model may have, left by another tool) can be
+        # deleted by its exact name too: the only thing done to it.
+        name = _field(req, "name", str, "a str")
+        from . import listing
+
+        path = listing.foreign_path(name) if not listing.is_name(name) else None
+        _forget("listing")
+        if path is None:
+            name = _name(req)
+            path = store.path(name)
         try:
-            os.remove(store.path(name))
+            os.remove(path)
         except OSError:
             raise Refused("no_model", "no stored model named %r" % name)
         if self.net and self.net.name == name:
@@ -466,8 +531,9 @@ class Service:
     def infer(self, req):
         # A batch of one: no float object is made (on the board a float is a heap
         # object), so a model that leaves little heap can still be asked.
+        data = _field(req, "x", _BIN, "bin")
         net = self._need_net()
-        data = _sample(req, net.inputs)
+        _sample(data, net.inputs)
         y = bytearray(4 * net.outputs)
         c = bytearray(1)
         us = net.run_batch(data, 1, y, c, bytearray(4))
@@ -476,8 +542,8 @@ class Service:
         return {"y": y, "class": c[0], "us": us}
 
     def batch(self, req):
-        net = self._need_net()
         data = _field(req, "x", _BIN, "bin")
+        net = self._need_net()
         n, k = net.inputs, net.outputs
         rows = len(data) // (4 * n)
         if rows < 1 or rows * 4 * n != len(data):
@@ -515,16 +581,17 @@ class Service:
         return framing.seal(frame[:p.n + framing.TRAILER_SIZE])
 
     def bench(self, req):
-        net = self._need_net()
         repeat = req.get("repeat", 100)
         if not is_int(repeat) or not 0 < repeat <= _MAX_REPEAT:
             raise Refused("bad_request", "repeat must be a whole number from 1 to %d" % _MAX_REPEAT)
+        data = _field(req, "x", _BIN, "bin") if "x" in req else None
+        net = self._need_net()
         x = [0.5] * net.inputs
-        if "x" in req:
+        if data is not None:
             from array import array
 
             # Raw float32 in an array: a tuple would hold a float object per input.
-            x = array("f", bytes(_sample(req, net.inputs)))
+            x = array("f", bytes(_sample(data, net.inputs)))
         gc.collect()
         before = gc.mem_alloc()
         totals = [0] * len(net.layers)
@@ -535,12 +602,15 @@ class Service:
         for _ in range(repeat):
             for i, us in enumerate(net.profile(x)):
                 totals[i] += us
+        # Whole microseconds, as every time the protocol carries: means rounded to nearest.
+        half = repeat // 2
         layers = []
         for layer, us in zip(net.layers, totals):
             layers.append({"kind": layer.kind, "activation": layer.activation,
-                           "units": layer.units, "params": layer.param_count(), "us": us / repeat})
+                           "units": layer.units, "params": layer.param_count(),
+                           "us": (us + half) // repeat})
         gc.collect()
-        return {"repeat": repeat, "us": whole / repeat, "layers": layers,
+        return {"repeat": repeat, "us": (whole + half) // repeat, "layers": layers,
                 "mem_alloc": gc.mem_alloc(), "mem_free": gc.mem_free(), "mem_model_before": before}
 
     def stats_(self, req):
@@ -562,11 +632,17 @@ class Service:
         return {}
 
 
-# command name -> handler; adding a command is adding a row.
-COMMANDS = {
-    "hello": Service.hello, "model": Service.model, "list": Service.list,
-    "upload_begin": Service.upload_begin, "upload_chunk": Service.upload_chunk,
-    "upload_end": Service.upload_end, "select": Service.select, "delete": Service.delete,
-    "infer": Service.infer, "batch": Service.batch, "bench": Service.bench,
-    "stats": Service.stats_, "reset": Service.reset, "exit": Service.exit,
-}
+def _table():
+    # command name -> handler, for the names of protocol/commands.py (the one list);
+    # the method of "stats" is stats_, since the counts are self.stats. The list's
+    # module is let go afterwards: its names live on in the table's keys.
+    from .protocol import commands
+
+    table = {}
+    for name in commands.NAMES:
+        table[name] = getattr(Service, "stats_" if name == "stats" else name)
+    _forget("protocol.commands")
+    return table
+
+
+COMMANDS = _table()

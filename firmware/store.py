@@ -2,6 +2,8 @@
 #
 # On a board the folder is /models. The Unix port (the virtual Pico) runs inside
 # a folder that stands for the flash, so there the path is relative to it.
+# Reading the folder (listing, counting, foreign files) is in listing.py, imported
+# only for the requests that need it.
 import os
 import sys
 
@@ -26,11 +28,3 @@ def check_name(name):
 
 def path(name):
     return ROOT + "/" + check_name(name) + SUFFIX
-
-
-def names():
-    try:
-        files = os.listdir(ROOT)
-    except OSError:
-        return []
-    return sorted(f[: -len(SUFFIX)] for f in files if f.endswith(SUFFIX))

@@ -17,9 +17,10 @@ import numpy as np
 
 from .errors import AnneError
 from .protocol import framing, mpack
+from .protocol.commands import REPEATABLE
 from .transport import LinkError, NoAnswer, SerialTransport, find_board
 
-PROTOCOL = 1
+PROTOCOL = 2  # the firmware this anne-host deploys speaks it
 UPLOAD_CHUNK = 1024  # bytes of model per upload_chunk request
 # A batch request carries as many samples as one frame holds (less room for the map's
 # keys and id), and so does its reply: every request costs the board a fixed time
@@ -48,9 +49,8 @@ _RESYNC_WAIT = 2.0  # s: a board reads the filler a byte at a time (about 0.2 s 
 # boot (main.py): 0.4 s on a Pico, a few s on the emulated one, which runs at ~20 %.
 BOOT_WAIT = 10.0
 _IMPORT_WAIT = 10.0  # s: for the server started from the REPL to answer
-# Requests that do the same when sent twice: repeated after a resync.
-_REPEATABLE = frozenset(("hello", "model", "list", "stats", "infer", "batch", "bench", "select",
-                         "upload_begin", "reset"))
+# Requests that do the same when sent twice: repeated after a resync (protocol/commands.py).
+_REPEATABLE = REPEATABLE
 
 
 class BoardError(AnneError):
@@ -292,7 +292,14 @@ class Client:
         return self.call("model")
 
     def list_models(self):
-        return self.call("list")["models"]
+        """Every stored model (and foreign file), page by page (PROTOCOL.md, list)."""
+        models, after = [], ""
+        while True:
+            reply = self.call("list", after=after)
+            models.extend(reply["models"])
+            after = reply.get("next")
+            if after is None:
+                return models
 
     def select(self, name):
         return self.call("select", name=name)

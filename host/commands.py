@@ -36,8 +36,15 @@ def _names(text):
 
 
 def add_export(p):
-    p.add_argument("model", help="Keras model file (.keras or legacy .h5); with --int8 also a float "
+    p.add_argument("model", help="Keras model file (.keras or legacy .h5), ONNX graph (.onnx, e.g. from "
+                                 "torch.onnx.export or skl2onnx), scikit-learn MLP saved with skops (.skops) "
+                                 "or, with --trust-pickle, joblib/pickle; with --int8 also a float "
                                  "model document (.json) made by anne-host export")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="load a .joblib/.pkl/.pickle model: unpickling RUNS ANY CODE the file holds, "
+                        "so only for files you made yourself (prefer skops files)")
+    p.add_argument("--onnx-output", metavar="NAME",
+                   help="the ONNX graph output to export, when the graph has several")
     p.add_argument("-o", "--output", help="model document to write (default: MODEL with .json, "
                                           "or with --int8 MODEL's stem + _int8.json)")
     p.add_argument("--name", help="model name stored in the file (default: the file's stem; "
@@ -93,6 +100,15 @@ def _float_document(args, src):
     mean, std = _floats(args.input_mean, "--input-mean"), _floats(args.input_std, "--input-std")
     if args.scaler:
         mean, std = _scaler(args.scaler)
+    from . import importers
+
+    if importers.handles(src):  # ONNX, skops, pickle: see host/importers/
+        extra = {"output": args.onnx_output} if src.suffix.lower() == ".onnx" else {}
+        if args.onnx_output and not extra:
+            raise AnneError("--onnx-output applies to .onnx files")
+        return importers.load_document(
+            src, trust_pickle=args.trust_pickle, name=args.name or src.stem, labels=_names(args.labels),
+            features=_names(args.features), input_mean=mean, input_std=std, threshold=args.threshold, **extra)
     model = export.load_keras(src)
     return export.export_model(
         model, name=args.name or src.stem, labels=_names(args.labels),
@@ -196,19 +212,27 @@ def cmd_info(args):
         info.pop("id", None)
         info.pop("ok", None)
         info["virtual"] = evaluate.is_virtual(info)
+        # hello gives only their number (its size must not grow with the store): list pages.
+        stored = board.list_models()
+        info["models"] = [m["name"] for m in stored if not m.get("foreign")]
+        info["foreign_files"] = [m["name"] for m in stored if m.get("foreign")]
         if info["virtual"]:  # its folder's disk is not a Pico's flash: count as on an RPI_PICO
             from .sim import pico_flash_free
 
             vpico = getattr(board, "vpico", None)
             info["flash_free"] = pico_flash_free(vpico.flash_dir if vpico else None,
-                                                 [m["size"] for m in board.list_models()])
+                                                 [m["size"] for m in stored])
         text = [_board_line(info),
                 "heap: %d bytes free, %d in use" % (info["mem_free"], info["mem_alloc"]),
                 _flash_line(info),
-                "stored models: %s" % (", ".join(info["models"]) or "none"),
+                "stored models: %s%s" % (", ".join(info["models"]) or "none",
+                                         " (%d)" % len(info["models"]) if info["models"] else ""),
                 "active model: %s%s" % (info["active"] or "none",
                                         " (%s, checksum %08x)" % (info.get("dtype"), info["checksum"])
                                         if info["checksum"] is not None else "")]
+        if info["foreign_files"]:
+            text.append("foreign files in the model folder (not model names; anne-host rm NAME "
+                        "removes one): %s" % ", ".join(repr(n + ".anne") for n in info["foreign_files"]))
         if info.get("load_error"):
             text.append("the stored active model failed to load: %s" % info["load_error"])
         _emit(args, info, "\n".join(text))
@@ -289,8 +313,11 @@ def cmd_upload(args):
 def cmd_ls(args):
     with _board(args) as board:
         models = board.list_models()
-    lines = ["%s %-32s %-8s %8d bytes" % ("*" if m["active"] else " ", m["name"], m.get("dtype") or "?",
-                                          m["size"]) for m in models]
+    lines = ["%s %-32s %-11s %8d bytes%s" % ("*" if m["active"] else " ", m["name"],
+                                             m.get("dtype") or "not a model", m["size"],
+                                             "  foreign file %r: anne-host rm removes it" % (m["name"] + ".anne")
+                                             if m.get("foreign") else "")
+             for m in models]
     _emit(args, models, "\n".join(lines) or "no models stored")
 
 
@@ -649,7 +676,7 @@ def _accuracy(result):
 
 
 COMMANDS = {
-    "export": ("export a Keras model to an ANNE model document", add_export, cmd_export),
+    "export": ("export a Keras, ONNX (PyTorch) or scikit-learn model to an ANNE model document", add_export, cmd_export),
     "ports": ("list serial ports, marking Raspberry Pi boards", add_nothing, cmd_ports),
     "info": ("show the board's firmware, memory, flash and models", add_nothing, cmd_info),
     "upload": ("store a model on the board (and make it active)", add_upload, cmd_upload),

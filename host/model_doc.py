@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AnneError
-from .protocol import modelfile
+from .protocol import modelcheck, modelfile
 
 FORMAT = "anne-model"
 VERSION = 1
@@ -274,6 +274,9 @@ def _int8_layer(layer, spec, where):
 def pack(doc, where="model"):
     """The binary model file the board loads."""
     layers = to_layers(doc, where)
+    problem = modelcheck.replies_problem(meta(doc), layers)  # the board would refuse it
+    if problem:
+        raise ModelDocError("%s: %s" % (where, problem))
     if is_int8(doc):
         return modelfile.pack(meta(doc), layers, _input_quant(doc["input_quant"], where))
     return modelfile.pack(meta(doc), layers)
@@ -286,7 +289,8 @@ def file_meta(blob, where="model"):
         meta_, layers = modelfile.load(io.BytesIO(blob), keep=False)
     except modelfile.ModelFileError as e:
         raise ModelDocError("%s: %s" % (where, e))
-    problem = names_problem(meta_.get("features"), meta_.get("labels"), layers[0].inputs, layers[-1].units)
+    problem = (names_problem(meta_.get("features"), meta_.get("labels"), layers[0].inputs, layers[-1].units)
+               or modelcheck.replies_problem(meta_, layers))
     if problem:
         raise ModelDocError("%s: %s" % (where, problem))
     return meta_

@@ -65,8 +65,8 @@ def _open_error(port, e):
         return ("cannot open %s: no such port (is the board plugged in? `anne-host ports` lists "
                 "the ports, --port sim uses a virtual Pico)" % port)
     if code in _EBUSY or "lock" in str(e):
-        return ("cannot open %s: the port is busy, another program has it open (Thonny, mpremote, "
-                "another anne-host?): close it and try again" % port)
+        return ("%s is in use by another process (another anne-host, Thonny, mpremote?): the port "
+                "is busy; close it and try again" % port)
     if code == _EACCES:
         return ("cannot open %s: permission denied (on Linux, add yourself to the dialout group "
                 "and log in again)" % port)
@@ -80,7 +80,10 @@ class SerialTransport:
         self.port = port
         try:
             # exclusive: a second program reading the same port would take half the
-            # replies; the lock makes it a clear "busy" error instead (POSIX).
+            # replies. pyserial takes flock(LOCK_EX|LOCK_NB) on the open port before it
+            # changes any setting, so a second anne-host (or mpremote, which locks too)
+            # fails here having done nothing; on a pseudo-terminal (the virtual Pico, the
+            # emulated chip) every open of the path shares one inode, so the lock holds there.
             self.serial = serial.Serial(port, 115200, timeout=0.05, write_timeout=5, exclusive=True)
         except (serial.SerialException, OSError) as e:
             raise LinkError(_open_error(port, e))

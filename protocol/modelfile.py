@@ -292,13 +292,18 @@ def _allocate(stream, dtype, count, inputs):
     return arrays
 
 
-def _check_layer(kind, act, inputs, units, expected_inputs, index):
+def _check_layer(kind, act, inputs, units, expected_inputs, index, params):
     where = "layer %d: " % index
     if kind >= len(KINDS):
         raise ModelFileError(where + "unknown layer kind %d" % kind)
     if act >= len(ACTIVATIONS):
         raise ModelFileError(where + "unknown activation number %d; "
                              "update the firmware or re-export the model" % act)
+    # A slot the activation does not use must be 0: a value there is a writer's mistake.
+    for k in range(len(PARAMS.get(ACTIVATIONS[act], ())), 3):
+        if params[k] != 0:
+            raise ModelFileError(where + "%s uses %d parameter slot%s; slot %d holds %r, not 0"
+                                 % (ACTIVATIONS[act], k, "" if k == 1 else "s", k, params[k]))
     if inputs != expected_inputs:
         raise ModelFileError(where + "takes %d inputs but the previous layer gives %d"
                              % (inputs, expected_inputs))
@@ -364,6 +369,9 @@ def load(stream, keep=True):
         raise ModelFileError("model metadata is not valid JSON")
     if not isinstance(meta, dict):
         raise ModelFileError("model metadata is not a JSON object")
+    if "inputs" in meta and (type(meta["inputs"]) is not int or meta["inputs"] != inputs):
+        raise ModelFileError("the metadata's inputs %r disagree with the header's %d"
+                             % (meta["inputs"], inputs))
     if dtype == DTYPE_INT8:
         meta["dtype"] = "int8"
         meta["input_quant"] = list(struct.unpack(_INPUT_QUANT, r.read(_INPUT_QUANT_SIZE)))
@@ -376,7 +384,7 @@ def load(stream, keep=True):
     width = inputs
     for i in range(count):
         kind, act, n_in, units, p0, p1, p2 = struct.unpack(_LAYER, r.read(_LAYER_SIZE))
-        _check_layer(kind, act, n_in, units, width, i)
+        _check_layer(kind, act, n_in, units, width, i, (p0, p1, p2))
         layer = Layer(KINDS[kind], ACTIVATIONS[act], n_in, units, (p0, p1, p2))
         flags = 0
         if dtype == DTYPE_INT8:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from anne_host import model_doc
 from anne_host.client import FILLER, Client
-from anne_host.protocol import framing, mpack
+from anne_host.protocol import commands, framing, mpack
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 # Every error code of PROTOCOL.md; "internal" (a firmware bug) is deliberately absent.
@@ -64,8 +64,11 @@ HEAP_TOLERANCE = 1024
 WINDOW = 16  # requests in flight: their replies fit the link's buffers
 REPLY_WAIT = 10.0  # s before the board counts as silent
 MAX_FAILURES = 20  # the run stops after this many: the first ones tell the story
-_COMMANDS = ("hello", "model", "list", "upload_begin", "upload_chunk", "upload_end", "select",
-             "delete", "infer", "batch", "bench", "stats", "reset", "exit")
+_COMMANDS = commands.NAMES  # the protocol's list (protocol/commands.py)
+# Commands the fuzzer never sends, and why; every other command must be sent by some
+# category (commands_sent checks it before a run), so a new command cannot be missed.
+UNSENT = {"exit": "it ends the server: nothing after its reply would be answered",
+          "reset": "it zeroes the counts that the checks after each burst compare"}
 
 Expect = collections.namedtuple("Expect", "id code keep")
 STRAY = Expect(None, None, False)  # a frame no case built (a CRC collision): any stable reply
@@ -163,7 +166,10 @@ class Gen:
         rng = self.rng
         kind = rng.randrange(6)
         if kind < 4:
-            return {"cmd": ("hello", "model", "list", "stats")[kind]}
+            fields = {"cmd": ("hello", "model", "list", "stats")[kind]}
+            if kind == 2 and rng.random() < 0.5:  # a page of the listing, from any name on
+                fields["after"] = rand_text(rng, rng.randint(0, 8))
+            return fields
         if kind == 4:
             return {"cmd": "infer", "x": f32([rng.gauss(0, 3) for _ in range(self.inputs)])}
         rows = rng.randint(1, 8)
@@ -310,7 +316,11 @@ def case_bad_cmd(g):
 
 def case_bad_fields(g):
     return g.rng.choice((_bad_upload_begin, _bad_name_field, _bad_infer, _bad_batch, _bad_bench,
-                         _no_upload))(g)
+                         _no_upload, _bad_list))(g)
+
+
+def _bad_list(g):
+    return g.request({"cmd": "list", "after": wrong(g.rng, "str")}, "bad_request")
 
 
 def _mutate(rng, fields, key, kind):
@@ -805,6 +815,35 @@ class Fuzzer:
         self.baseline = self.check("recovery")
 
 
+def commands_sent(cases_per_category=400, seed=0):
+    """The commands the categories send (a dry run of the generators, no board)."""
+    gen = Gen(random.Random(seed), {"inputs": 4, "outputs": 3, "name": "m"}, ["m"], _blob())
+    sent = set()
+    for _, make in CATEGORIES.values():
+        for _ in range(cases_per_category):
+            for body, _ in _draw(make, gen).expects:
+                try:
+                    req = mpack.unpackb(body)
+                except ValueError:
+                    continue
+                if isinstance(req, dict) and req.get("cmd") in _COMMANDS:
+                    sent.add(req["cmd"])
+    return sent
+
+
+def check_commands():
+    """Every command of the protocol is fuzzed or excused in UNSENT: else SystemExit."""
+    missing = set(_COMMANDS) - commands_sent() - set(UNSENT)
+    unknown = set(UNSENT) - set(_COMMANDS)
+    if missing or unknown:
+        raise SystemExit("fuzz: commands no category sends: %s; excused but not in the protocol: %s"
+                         % (", ".join(sorted(missing)) or "none", ", ".join(sorted(unknown)) or "none"))
+
+
+def _blob():
+    return model_doc.pack(model_doc.read(MODELS / "iris3.json"))
+
+
 def _draw(make, gen):
     while True:
         case = make(gen)
@@ -839,10 +878,11 @@ def flash_changes(before, after):
 
 def fuzz(client, cases, seed, burst, flash=None):
     """Run the fuzzer on a connected client; returns the result document."""
-    blob = model_doc.pack(model_doc.read(MODELS / "iris3.json"))
+    check_commands()
+    blob = _blob()
     model = ensure_model(client, blob)
     before = flash_snapshot(flash)
-    gen = Gen(random.Random(seed), model, client.info["models"], blob)
+    gen = Gen(random.Random(seed), model, [m["name"] for m in client.list_models()], blob)
     fuzzer = Fuzzer(client, gen, burst)
     fuzzer.model_checksum = model["checksum"]
     start = time.perf_counter()

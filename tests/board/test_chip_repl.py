@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from anne_host import model_doc
-from anne_host.client import Client
+from anne_host.client import PROTOCOL, Client
 from anne_host.transport import SerialTransport
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -37,7 +37,7 @@ def test_mpremote_and_thonny_take_the_repl_from_the_server(chip):
     ran = run(BIN / "mpremote", "connect", chip.port, "exec", "import anne; print(anne.models())")
     assert ran.returncode == 0 and ran.stdout.strip() == "['iris6']", ran
     with Client.open(chip.port) as board:  # the server starts again
-        assert board.hello()["protocol"] == 1
+        assert board.hello()["protocol"] == PROTOCOL
     # Thonny's Stop: Ctrl-C and Ctrl-A, repeated with longer waits until the raw prompt shows.
     t = SerialTransport(chip.port)
     try:

@@ -2,7 +2,7 @@
 
 import time
 
-from anne_host.client import Client
+from anne_host.client import PROTOCOL, Client
 from anne_host.sim import VirtualPico
 from anne_host.transport import SerialTransport
 
@@ -25,7 +25,7 @@ def test_deploy_installs_mpy_files_that_boot_the_server(tmp_path):
     with VirtualPico(tmp_path, flash_firmware=False) as vp:
         time.sleep(1.0)  # boot
         with Client(SerialTransport(vp.port)) as board:
-            assert board._probe()["protocol"] == 1
+            assert board._probe()["protocol"] == PROTOCOL
 
 
 def test_deploy_without_a_board_says_what_to_do(tmp_path):

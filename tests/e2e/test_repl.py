@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from anne_host import client
-from anne_host.client import FILLER, Client
+from anne_host.client import FILLER, PROTOCOL, Client
 from anne_host.sim import VirtualPico
 from anne_host.transport import LinkError
 
@@ -95,7 +95,7 @@ def test_deploy_twice_and_after_deploy_boot(tmp_path):
             done = anne_host("--port", vp.port, "deploy", *args)
             assert done.returncode == 0, done.stderr
             info = anne_host("--port", vp.port, "--json", "info")  # the server runs (again)
-            assert info.returncode == 0 and '"protocol": 1' in info.stdout, info.stderr
+            assert info.returncode == 0 and '"protocol": %d' % PROTOCOL in info.stdout, info.stderr
     assert (tmp_path / "main.py").exists()
 
 

@@ -57,7 +57,14 @@ def _bad_models():
         "wrong format": (_resealed(b"ONNX" + good[4:]), "not an ANNE model file"),
         "wrong version": (_edit(good, 4, "<B", 2), "model file version 2"),
         "wrong number type": (_edit(good, 5, "<B", 2), "number type 2"),
-        "celu with alpha 0": (_edit(_edit(good, first + 1, "<B", 19), first + 6, "<f", 0.0), "celu needs a non-zero alpha"),
+        "celu with alpha 0": (_edit(_edit(good, first + 1, "<B", 19), first + 6, "<fff", 0.0, 0.0, 0.0),
+                              "celu needs a non-zero alpha"),
+        "a value in an unused parameter slot": (_edit(_edit(good, first + 1, "<B", 6), first + 6, "<fff", 0.0, 0.0, 2.5),
+                                                "slot 2 holds 2.5, not 0"),
+        "metadata inputs against the header": (_with_meta(good, dict(meta, inputs=5)),
+                                               "inputs 5 disagree with the header's 4"),
+        "labels too long for a reply": (_with_meta(good, dict(meta, labels=["x" * 1500] * 3)),
+                                        "labels (4509 bytes) make the model reply"),
         "truncated": (_resealed(good[:-40]), "truncated"),
         "bytes after the checksum": (good + b"\0", "bytes after its checksum"),
         "metadata not JSON": (_with_meta(good, {}).replace(b"{}", b"{,"), "not valid JSON"),
@@ -130,7 +137,7 @@ def test_a_memory_error_while_loading_leaves_the_previous_model_active(iris6, pi
     reply = request(iris6, "select", name="huge")
     assert reply["error"] == "no_memory" and "does not fit in the heap" in reply["message"]
     assert _state(iris6, pico) == before
-    assert iris6.info["models"] == ["huge", "iris6"]  # refused, not deleted
+    assert [m["name"] for m in iris6.list_models()] == ["huge", "iris6"]  # refused, not deleted
     iris6.delete("huge")
 
 
@@ -142,7 +149,7 @@ def test_a_model_that_fits_only_in_place_of_the_active_one_replaces_it(board):
     assert board.stats()["mem_free"] < 4 * 24240
     board.upload(b, "b")
     assert (board.hello()["active"], board.info["checksum"]) == ("b", checksum(b))
-    assert board.info["models"][:2] == ["a", "b"]  # a stays stored
+    assert [m["name"] for m in board.list_models()][:2] == ["a", "b"]  # a stays stored
     board.delete("a")
     board.delete("b")
 
@@ -164,7 +171,9 @@ def _boot(tmp_path, files):
     for name, data in files.items():
         (models / name).write_bytes(data)
     with VirtualPico(tmp_path) as vp, Client.open(vp.port) as board:
-        return board.hello(), board.call("stats")
+        info = board.hello()
+        info["names"] = [m["name"] for m in board.list_models()]
+        return info, board.call("stats")
 
 
 def test_an_active_model_too_large_for_the_heap_does_not_keep_the_server_down(tmp_path):
@@ -182,7 +191,7 @@ def test_a_damaged_active_file_or_model_does_not_keep_the_server_down(tmp_path):
 
 def test_a_reset_during_an_upload_leaves_no_temporary_file(tmp_path):
     info, _ = _boot(tmp_path, {".upload": b"half a model", "iris6.anne": blob("iris6"), "active": b"iris6"})
-    assert info["active"] == "iris6" and info["models"] == ["iris6"]
+    assert info["active"] == "iris6" and info["names"] == ["iris6"]
     assert not (tmp_path / "models" / ".upload").exists()
 
 
@@ -191,14 +200,17 @@ import gc, json
 import anne
 from anne import service
 net = anne.load(%r)
-keep, seen, i, step = [], [], 0, 0  # every name bound now: a new global would need heap
+# Every name bound now (a new global would need heap), and the list made at its full
+# size: a growing list leaves its old storage free, a hole the size of a reply.
+keep, seen, i, n, step = [None] * 6000, [], 0, 0, 0
 try:
     while True:  # the heap filled with small blocks
-        keep.append(bytearray(64))
+        keep[n] = bytearray(64)
+        n += 1
 except MemoryError:
     pass
-i = len(keep) - 200
-while i < len(keep):  # a while loop: a range would need heap
+i = n - 200
+while i < n:  # a while loop: a range would need heap
     keep[i] = None  # some room again, but in pieces smaller than a reply
     i += 2
 gc.collect()

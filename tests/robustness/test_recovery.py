@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from anne_host.client import Client
+from anne_host.client import PROTOCOL, Client
 from anne_host.protocol import framing, mpack
 from anne_host.transport import LinkError
 
@@ -81,7 +81,7 @@ def test_a_lost_request_that_cannot_be_repeated_is_a_clear_error(board):
     board.transport.write(framing.SYNC + struct.pack("<H", 3000))  # swallows what follows
     with pytest.raises(LinkError, match="no reply to delete .*whether it did it is unknown"):
         board.call("delete", name="nothing", timeout=1)
-    assert board.call("hello")["protocol"] == 1  # and the link works again
+    assert board.call("hello")["protocol"] == PROTOCOL  # and the link works again
 
 
 def test_an_upload_larger_than_the_flash_is_refused_before_a_byte_is_written(board, pico):

@@ -41,7 +41,8 @@ def _send_part(board, chunks):
 def _assert_old_model_only(vp):
     with Client.open(vp.port) as board:
         info = board.hello()
-        assert (info["active"], info["checksum"], info["models"]) == ("iris6", checksum(OLD), ["iris6"])
+        assert (info["active"], info["checksum"], info["model_count"]) == ("iris6", checksum(OLD), 1)
+        assert [m["name"] for m in board.list_models()] == ["iris6"]
         assert board.infer([5.9, 3.0, 5.1, 1.8])[1] == 1
     models = vp.flash_dir / "models"
     assert (models / "iris6.anne").read_bytes() == OLD
