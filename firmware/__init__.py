@@ -6,6 +6,8 @@
 #   >>> net.predict([5.9, 3.0, 5.1, 1.8])  # raw measurements: scaling is in the model
 #   >>> net.predict_class([5.9, 3.0, 5.1, 1.8])
 #   >>> net.summary()
+#   >>> net = anne.new([4, 8, 3], ["relu", "softmax"], seed=1)   # untrained, to fit
+#   >>> net.fit(X, Y, epochs=20, batch=8, lr=0.05, optimizer="adam"); net.save("mine")
 # Nothing is imported until load() is called, so `import anne` costs almost no RAM.
 
 
@@ -23,7 +25,7 @@ def load(name, kernel=None):
         if "/" in name:
             raise
         # The name is checked: the model is not stored. Say which are.
-        raise OSError(e.errno, "no model %r on the board; stored: %s" % (name, ", ".join(store.names()) or "none"))
+        raise OSError(e.errno, "no model %r on the board; stored: %s" % (name, ", ".join(models()) or "none"))
     with f:
         meta, layers = modelfile.load(f)
     return Net(meta, layers, kernel or DEFAULT)
@@ -31,6 +33,14 @@ def load(name, kernel=None):
 
 def models():
     """The names of the models stored on the board, for load()."""
-    from . import store
+    from . import listing
 
-    return store.names()
+    return listing.names()
+
+
+def new(sizes, activations, seed=0, **meta):
+    """An untrained net of layer widths ``sizes`` (inputs first) and one activation per
+    layer, Glorot-uniform weights from ``seed``; name, labels, features by keyword."""
+    from .build import new as build
+
+    return build(sizes, activations, seed, **meta)

@@ -234,3 +234,24 @@ def test_shuffle_reorders_repeatably_and_trains(run_mpy):
         " return list(n.layers[0].weights)\n"
         "print(json.dumps([run(4) == run(4), run(4) == run(5), run(False) == run(4)]))")
     assert out == [True, False, False]
+
+
+def test_the_repl_api_makes_fits_evaluates_and_saves_a_net(run_mpy, tmp_path):
+    # anne.new, net.fit, net.evaluate, net.save and anne.load, as a person types them.
+    (tmp_path / "models").mkdir()
+    out = run_mpy.json("""
+import json, anne
+X = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]] * 4
+Y = [0, 1, 1, 0] * 4
+net = anne.new([2, 8, 2], ["tanh", "softmax"], seed=3, labels=["even", "odd"])
+history = net.fit(X, Y, epochs=150, batch=4, lr=0.05, optimizer="adam")
+score = net.evaluate(X, Y)
+net.save("xor")
+again = anne.load("xor", "reference")
+print(json.dumps({"first": history[0]["loss"], "last": history[-1]["loss"], "epochs": len(history),
+                  "accuracy": score["accuracy"], "same": again.predict(X[1]) == net.predict(X[1]),
+                  "label": again.predict_class([1.0, 0.0]), "models": anne.models()}))
+""", cwd=tmp_path)
+    assert out["epochs"] == 150 and out["last"] < 0.5 * out["first"]
+    assert out["accuracy"] == 1.0 and out["same"] and out["label"] == "odd"
+    assert out["models"] == ["xor"]
