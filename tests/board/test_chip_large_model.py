@@ -11,27 +11,7 @@ import numpy as np
 from anne_host import model_doc, quantize
 from anne_host.client import Client
 
-
-def _doc(rng, sizes):
-    layers = []
-    for n_in, n_out, act in zip(sizes, sizes[1:], ("relu", "softmax")):
-        limit = np.sqrt(6.0 / (n_in + n_out))
-        layers.append({"type": "dense", "units": n_out, "activation": act,
-                       "weights": rng.uniform(-limit, limit, (n_out, n_in)).astype(np.float32).tolist(),
-                       "bias": rng.uniform(-0.1, 0.1, n_out).astype(np.float32).tolist()})
-    return {"format": "anne-model", "version": 1, "name": "large", "inputs": sizes[0], "layers": layers}
-
-
-def _forward(doc, x):
-    h = np.asarray(x, np.float64)
-    for layer in doc["layers"]:
-        h = h @ np.asarray(layer["weights"], np.float32).astype(np.float64).T + np.asarray(layer["bias"], np.float32)
-        if layer["activation"] == "relu":
-            h = np.maximum(h, 0)
-        else:
-            e = np.exp(h - h.max(axis=1, keepdims=True))
-            h = e / e.sum(axis=1, keepdims=True)
-    return h
+from ..large_models import dense_doc as _doc, forward as _forward
 
 
 def _emptied(board):
