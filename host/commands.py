@@ -627,11 +627,13 @@ def cmd_demo(args):
         before = board.info.get("active")
         # The demo's uploads change what the board holds: said before, undone after.
         print("the demo stores %s on %s (replacing models of those names) and makes each active in "
-              "turn; %s" % (", ".join(demo.model_names()), board.transport.port,
+              "turn; %s" % (", ".join(demo.model_names()),
+                            "the virtual Pico" if evaluate.is_virtual(board.info) else board.transport.port,
                             "%s is made active again at the end" % before if before
                             else "no model was active before, so the last one stays active"), file=sys.stderr)
         if not args.json:
-            print("%s, %d bytes of heap free\n" % (_board_line(board.info), board.info["mem_free"]))
+            print("%s, %d bytes of heap free with the server started\n"
+                  % (_board_line(board.info), board.info["mem_free"]))
         for case, runs in demo.run(board):
             entry = {"model": case.name, "paper": case.paper}
             for dtype, (test, full) in runs.items():
