@@ -1,20 +1,26 @@
 """On the board: the IRIS nets (float32 and int8) computing what
 Keras and the int8 spec compute, through the server, as on the virtual Pico."""
 
+from pathlib import Path
+
 import numpy as np
 
 from anne_host import evaluate, model_doc, quantize
-from anne_host.demo import load_samples, models_dir
+from anne_host.demo import load_samples
+
+# The repository's models folder: the installed package carries the exported
+# documents and samples, not the Keras files they came from.
+MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 def _doc(name):
-    return model_doc.read(models_dir() / (name + ".json"))
+    return model_doc.read(MODELS / (name + ".json"))
 
 
 def test_the_iris_nets_give_keras_outputs_and_the_int8_spec_bit_for_bit(board, keras):
     for name in ("iris6", "iris3"):
         doc, doc8 = _doc(name), _doc(name + "_int8")
-        net = keras.models.load_model(models_dir() / (name + ".keras"), compile=False)
+        net = keras.models.load_model(MODELS / (name + ".keras"), compile=False)
         board.upload(model_doc.pack(doc), name)
         model = board.model()
         samples = load_samples(["iris.csv"] if name == "iris3" else ["iris_binary_test.csv"], model)
