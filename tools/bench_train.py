@@ -103,7 +103,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         lib = board_files.stage(Path(tmp) / "lib")
-        (lib / "train_baseline.py").write_bytes((ROOT / "tools/bench/train_baseline.py").read_bytes())
+        (lib / "train_baseline.py").write_bytes((ROOT / "tools/bench/on_board/train_baseline.py").read_bytes())
         try:
             ours = run(_ANNE % (sizes, args.batch, args.steps), lib, heap=args.heap)
             ours_heap = "the Pico's heap" if not args.heap else "a %d B heap" % args.heap
@@ -126,7 +126,7 @@ def main():
     p = ours["params"]
     print("net %s, batch %d, SGD with momentum, CCE on softmax; MicroPython Unix port, Pico heap"
           % ("-".join(map(str, sizes)), args.batch))
-    print("  plain-Python lists (tools/bench/train_baseline.py): %10d us per step (with %s)" % (base["us"], heap))
+    print("  plain-Python lists (tools/bench/on_board/train_baseline.py): %10d us per step (with %s)" % (base["us"], heap))
     print("  anne.train (firmware/train.py):                      %10d us per step (with %s)" % (ours["us"], ours_heap))
     print("  ratio: %.1fx" % (base["us"] / ours["us"]))
     print("  heap free after setting up: %d bytes" % ours["free"])

@@ -1,8 +1,9 @@
-"""tools/bench.py: the benchmark runs, and its numbers are sane (no timing assertions:
+"""tools/bench: the benchmark runs, and its numbers are sane (no timing assertions:
 times on a shared host vary; only what must hold on any machine is checked)."""
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,31 +12,37 @@ import pytest
 
 from anne_host import model_doc, unixport
 
-from .tool_file import load_tool
-
 ROOT = Path(__file__).resolve().parents[2]
+# The benchmark's modules import each other by plain name, as `python tools/bench` runs them.
+sys.path.insert(0, str(ROOT / "tools" / "bench"))
 
+import board  # noqa: E402
+import end_to_end  # noqa: E402
+import firmware_costs  # noqa: E402
+import measure  # noqa: E402
+import nets  # noqa: E402
+import report  # noqa: E402
+import runner  # noqa: E402
 
-bench = load_tool("bench")
 # Short rounds: enough to exercise every job, nothing here depends on the times.
 OPTS = SimpleNamespace(rounds=1, passes=1, round_us=2000, flat=2000, step=64, eval_runs=1)
 
 
 @pytest.fixture(scope="module")
-def board(tmp_path_factory):
-    return bench.Board(tmp_path_factory.mktemp("bench"))
+def micropython(tmp_path_factory):
+    return runner.Runner(tmp_path_factory.mktemp("bench"))
 
 
 @pytest.fixture(scope="module")
-def rows(board):
+def rows(micropython):
     rng = np.random.default_rng(7)
-    iris6 = model_doc.read(bench.MODELS / "iris6.json")
-    small = bench.dense_doc("16-32-8", [16, 32, 8], rng)
-    big = bench.dense_doc("64-128-64-10", [64, 128, 64, 10], rng)
+    iris6 = model_doc.read(nets.MODELS / "iris6.json")
+    small = nets.dense_doc("16-32-8", [16, 32, 8], rng)
+    big = nets.dense_doc("64-128-64-10", [64, 128, 64, 10], rng)
     return {
-        "iris6": bench.measure(board, "iris6", iris6, bench.iris_inputs(rng, 40), OPTS),
-        "16-32-8": bench.measure(board, "16-32-8", small, rng.standard_normal((40, 16)).astype(np.float32), OPTS),
-        "64-128-64-10": bench.measure(board, "64-128-64-10", big,
+        "iris6": measure.measure(micropython, "iris6", iris6, nets.iris_inputs(rng, 40), OPTS),
+        "16-32-8": measure.measure(micropython, "16-32-8", small, rng.standard_normal((40, 16)).astype(np.float32), OPTS),
+        "64-128-64-10": measure.measure(micropython, "64-128-64-10", big,
                                       rng.standard_normal((20, 64)).astype(np.float32), OPTS),
     }
 
@@ -52,7 +59,7 @@ def numpy_forward(doc, x):
     return y
 
 
-def test_paper_baseline_computes_the_network(board, tmp_path):
+def test_paper_baseline_computes_the_network(micropython, tmp_path):
     # The yardstick itself must be right: every activation it has, against numpy in float64.
     rng = np.random.default_rng(3)
     layers = [{"type": "dense", "activation": {"name": act},
@@ -61,13 +68,13 @@ def test_paper_baseline_computes_the_network(board, tmp_path):
               for act in ("relu", "tanh", "linear", "sigmoid", "softmax")]
     doc = model_doc.build({"name": "t", "inputs": 5}, layers)
     x = rng.uniform(-3, 3, (10, 5)).astype(np.float32)
-    spec = board.add("acts", doc, x)
+    spec = micropython.add("acts", doc, x)
     code = ("import paper_baseline, json\nfrom array import array\n"
             "with open(%r, 'rb') as f:\n    net = paper_baseline.load(f, %r)\n"
             "x = array('f', open(%r, 'rb').read())\n"
             "print(json.dumps([paper_baseline.predict(net, x[5 * r:5 * r + 5]) for r in range(10)]))"
             % (spec["base"], spec["shapes"], spec["inputs"]))
-    y = json.loads(board.run(code).strip().splitlines()[-1])
+    y = json.loads(micropython.run(code).strip().splitlines()[-1])
     assert np.allclose(y, numpy_forward(doc, x), rtol=0, atol=1e-12)
 
 
@@ -99,14 +106,14 @@ def test_memory_figures_are_sane(rows):
     big = rows["64-128-64-10"]
     # 17,226 floats in lists need about 350 KB even on a 32-bit Pico: MemoryError in its heap.
     assert big["baseline_held"] is None and big["baseline_held_big_heap"] > unixport.PICO_HEAP
-    assert big["timing_heap"]["baseline"] == bench.BIG_HEAP
+    assert big["timing_heap"]["baseline"] == measure.BIG_HEAP
     assert big["timing_heap"]["engine"] == unixport.PICO_HEAP
     assert big["engine_held"] / big["params"] < 5
 
 
-def test_report_and_extras(board, rows):
-    result = {"models": list(rows.values()), "thumb": bench.thumb_counts(),
-              "imports": bench.import_costs(board, 1),
+def test_report_and_extras(micropython, rows):
+    result = {"models": list(rows.values()), "thumb": firmware_costs.thumb_counts(),
+              "imports": firmware_costs.import_costs(micropython, 1),
               "largest": {"repl": {"h": 32, "name": "64-32-16-10", "params": 2778},
                           "int8": {"h": 32, "name": "64-32-16-10", "params": 2778},
                           "int8_target": {"h": 32, "name": "64-32-16-10", "params": 2778, "ok": True,
@@ -119,10 +126,10 @@ def test_report_and_extras(board, rows):
     assert 1 < kernels["int8"]["instructions_per_mac"] < kernels["bfp"]["instructions_per_mac"]
     for key in ("engine_py", "engine_mpy", "server_py", "server_mpy"):
         assert result["imports"][key]["heap"] > 0 and result["imports"][key]["us"] > 0
-    text = bench.report(result)
+    text = report.report(result)
     assert "iris6" in text and "64-128-64-10" in text and "MemoryError" in text
     assert "int8 model" in text and "Thumb armv6m, int8 (_dense)" in text
-    assert bench.report(result, md=True).count("\n|") >= 8  # the float table and the int8 table
+    assert report.report(result, md=True).count("\n|") >= 8  # the float table and the int8 table
 
 
 def test_int8_twins(rows):
@@ -143,18 +150,18 @@ def test_int8_twins(rows):
     assert big["int8_held"] < big["params"] * 2 < big["engine_held"] / 2
 
 
-def test_int8_model_four_times_the_float_limit(board):
+def test_int8_model_four_times_the_float_limit(micropython):
     # A family model with more than 150,000 parameters loads and runs as int8 in the Pico
     # heap; as float it does not.
-    h = bench.first_with(bench.TARGET_INT8_PARAMS)
-    assert bench.params(bench.family_doc(h)) >= 150000
-    probe = board.probe(bench.family_int8(h))
-    assert probe["ok"] and probe["held"] < 1.2 * bench.params(bench.family_doc(h))
-    assert not board.fits(bench.family_doc(h))
+    h = nets.first_with(nets.TARGET_INT8_PARAMS)
+    assert nets.params(nets.family_doc(h)) >= 150000
+    probe = micropython.probe(nets.family_int8(h))
+    assert probe["ok"] and probe["held"] < 1.2 * nets.params(nets.family_doc(h))
+    assert not micropython.fits(nets.family_doc(h))
 
 
 def test_end_to_end_through_the_protocol(tmp_path):
-    out = bench.end_to_end(tmp_path, OPTS)
+    out = end_to_end.end_to_end(tmp_path, OPTS)
     ev = out["eval"]
     assert ev["samples"] >= 2900 and ev["samples_per_s"] > 0 and ev["board_samples_per_s"] > 0
     # A batch row is 4 float32 inputs out and 1 float32 output, a class byte and a time back.
@@ -169,12 +176,28 @@ def test_end_to_end_through_the_protocol(tmp_path):
     # this heap's edge, and the Pico's own heap is where tests/board/test_chip_large_model.py
     # requires what fits there.
     compact, big8 = out["target"][1], out["target"][2]
-    assert compact["params"] >= bench.TARGET_PARAMS and compact["ok"] in (True, False), compact
-    assert big8["dtype"] == "int8" and big8["params"] >= bench.TARGET_INT8_PARAMS, big8
+    assert compact["params"] >= nets.TARGET_PARAMS and compact["ok"] in (True, False), compact
+    assert big8["dtype"] == "int8" and big8["params"] >= nets.TARGET_INT8_PARAMS, big8
     assert big8["ok"] in (True, False)
 
 
+def test_board_models_and_report():
+    # What `--port` runs without a board: its nets (the virtual Pico's, by name) and its report.
+    names = [name for name, _, _ in board.models()]
+    assert names[:3] == ["iris6", "iris8", "iris3"] and "64-128-64-10" in names
+    r = {"model": "iris6", "macs": 20, "float": {"us": 165.0, "infer_us": 103},
+         "int8": {"us": 100.0, "infer_us": 38}, "baseline": {"us": 1046.0}}
+    result = {"models": [r, dict(r, model="64-128-64-10", baseline={"us": None, "error": "MemoryError"})],
+              "free_at_start": 174432, "upload_bytes_per_s": 25207.0,
+              "eval": {"float": {"rows": 1000, "eval_per_s": 3151.0, "board_only_per_s": 9854.0, "ratio": 0.32}}}
+    assert "| iris6 | 20 | 1,046 | 165 | 8.250 | 100 | 5.000 | 6.3x | 10.5x | 103 | 38 |" in report.board_report(
+        result, md=True)
+    lines = report.board_report(result).splitlines()
+    assert lines[1].split() == ["iris6", "20", "1,046", "165", "8.250", "100", "5.000", "6.3x", "10.5x", "103", "38"]
+    assert lines[1].startswith(" ") and "MemoryError" in lines[2]  # every column right-aligned
+
+
 def test_command_line_help():
-    proc = subprocess.run([bench.sys.executable, str(ROOT / "tools" / "bench.py"), "--help"],
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench"), "--help"],
                           capture_output=True, text=True)
-    assert proc.returncode == 0 and "--quick" in proc.stdout
+    assert proc.returncode == 0 and "--quick" in proc.stdout and "--port" in proc.stdout

@@ -1,4 +1,4 @@
-# The server's upload path without the serial link, for tools/bench.py: runs
+# The server's upload path without the serial link, for tools/bench: runs
 # inside MicroPython (the Unix port with the Pico's heap), in a folder standing for
 # the flash, and prints one JSON line.
 #
@@ -8,11 +8,11 @@
 # server decodes them from frames. Measured:
 # - before upload_end: heap free and its largest free block (micropython.mem_info
 #   prints "max free sz" in blocks), the room a model's weights need;
-# - the load's peak of live heap, as tools/bench/anne_bench.py measures anne.load:
+# - the load's peak of live heap, as on_board/anne_bench.py measures anne.load:
 #   every read of the model file first collects the garbage and notes gc.mem_alloc()
 #   (the loader allocates each array just before it reads it), and the heap held
 #   once the model is active counts too; both less the heap in use before
-#   upload_end. The reads are those of the service's open(), replaced for this job.
+#   upload_end. The reads are those of lifecycle's open(), replaced for this job.
 import gc
 import sys
 
@@ -23,7 +23,7 @@ import struct  # noqa: E402
 
 import micropython  # noqa: E402
 
-from anne import service  # noqa: E402
+from anne import lifecycle, service  # noqa: E402
 from anne.protocol import framing, mpack  # noqa: E402
 from watched import Watched  # noqa: E402
 
@@ -62,9 +62,9 @@ def main(spec):
     res["mem_free"] = gc.mem_free()
     micropython.mem_info()  # its "max free sz" line: the host reads it
     before = Watched.peak = gc.mem_alloc()
-    service.open = _watched_open
+    lifecycle.open = _watched_open
     reply = _request(svc, {"id": 3, "cmd": "upload_end", "activate": True})
-    service.open = open
+    lifecycle.open = open
     gc.collect()
     res["ok"] = reply["ok"]
     if reply["ok"]:

@@ -1,8 +1,8 @@
 """Speed and memory on a board through its serial port, every time taken by the board.
 
-    .venv/bin/python tools/bench.py --port /dev/ttyACM0      # a Pico with the firmware deployed
-    .venv/bin/python tools/bench.py --port PORT --deploy     # deploy first (anne-host deploy)
-    .venv/bin/python tools/bench.py --port PORT --json       # one JSON document
+    .venv/bin/python tools/bench --port /dev/ttyACM0      # a Pico with the firmware deployed
+    .venv/bin/python tools/bench --port PORT --deploy     # deploy first (anne-host deploy)
+    .venv/bin/python tools/bench --port PORT --json       # one JSON document
 
 The emulated RP2040's port works the same. The board's stored models named ``bench*``
 are replaced and deleted, its active model is selected again at the end.
@@ -10,7 +10,7 @@ are replaced and deleted, its active model is selected again at the end.
 Per model, float32 and its int8 twin, uploaded and asked through the server: microseconds
 per inference and per multiply-accumulate from the server's `bench` command (the board's
 `time.ticks_us` around `repeat` inferences, and per layer), the `infer` request's own time,
-and the heap the model holds. The paper-style list baseline (tools/bench/paper_baseline.py)
+and the heap the model holds. The paper-style list baseline (on_board/paper_baseline.py)
 runs at the board's REPL on the same weights and inputs, timed the same way. Once: the
 free heap with the server started, the upload rate and the eval rate in board time (the
 difference of the board clock that `stats` reports, around the whole upload or stream)
@@ -19,10 +19,7 @@ the largest model of the family 64-h-h/2-10 that the server uploads and activate
 and int8.
 """
 
-import json
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +27,9 @@ import numpy as np
 from anne_host import csvdata, deploy, evaluate, model_doc, quantize
 from anne_host.client import BoardError, Client
 
-TOOLS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TOOLS))
-import bench  # noqa: E402  (the virtual Pico's benchmark: its models, the same in both)
+from largest import bisect_largest
+from nets import MODELS, SEED, baseline_bytes, dense_doc, family_doc, family_int8, iris_inputs, params, shapes
+from runner import BOARD_CODE
 
 TICKS_PERIOD = 1 << 30  # MicroPython's ticks wrap here
 BOARD_US = 200000  # board time per timing: repeats are chosen to fill it
@@ -65,14 +62,14 @@ def _since(client, t0):
 
 
 def models():
-    """(name, float document, inputs): the IRIS nets and random nets, as tools/bench.py."""
-    rng = np.random.default_rng(bench.SEED)
-    out = [(n, model_doc.read(bench.MODELS / (n + ".json")), bench.iris_inputs(rng, 64))
+    """(name, float document, inputs): the IRIS nets and random nets, as on the virtual Pico."""
+    rng = np.random.default_rng(SEED)
+    out = [(n, model_doc.read(MODELS / (n + ".json")), iris_inputs(rng, 64))
            for n in ("iris6", "iris8", "iris3")]
     for sizes, acts in (([16, 64, 64, 8], None), ([16, 64, 64, 8], ("tanh", "sigmoid", "softmax")),
                         ([64, 128, 64, 10], None)):
         name = "-".join(map(str, sizes)) + ("" if acts is None else " " + "/".join(acts))
-        doc = bench.dense_doc(name, sizes, rng)
+        doc = dense_doc(name, sizes, rng)
         if acts:
             for layer, act in zip(doc["layers"], acts):
                 layer["activation"] = {"name": act}
@@ -101,15 +98,15 @@ def baseline(port, doc, x):
     """The paper-style list code at the board's REPL (no server running, the port free):
     microseconds per inference, or why it could not run (a MemoryError for models whose
     lists exceed the heap)."""
-    shapes = bench.shapes(doc)
+    layer_shapes = shapes(doc)
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "bench.base"
-        weights.write_bytes(bench.baseline_bytes(doc))
-        deploy.mpremote(port, "fs", "cp", str(bench.BOARD_CODE / "paper_baseline.py"),
+        weights.write_bytes(baseline_bytes(doc))
+        deploy.mpremote(port, "fs", "cp", str(BOARD_CODE / "paper_baseline.py"),
                         ":bench_baseline.py", "+", "fs", "cp", str(weights), ":bench.base",
                         what="copying the baseline")
     try:
-        out = deploy.mpremote(port, "exec", _BASELINE_RUN % (shapes, x[0].tolist(), 20),
+        out = deploy.mpremote(port, "exec", _BASELINE_RUN % (layer_shapes, x[0].tolist(), 20),
                               what="running the baseline")
         dt = out.split("RESULT")[-1].split()[0]
         return {"us": int(dt) / 20}
@@ -143,7 +140,7 @@ def upload_rate(client, doc):
 def largest(client, int8, step, log):
     """The largest h whose 64-h-h/2-10 model the server uploads and activates."""
     def fits(h):
-        doc = bench.family_int8(h) if int8 else bench.family_doc(h)
+        doc = family_int8(h) if int8 else family_doc(h)
         try:
             client.upload(model_doc.pack(doc), "bench-big")
             ok = True
@@ -157,9 +154,9 @@ def largest(client, int8, step, log):
             pass
         log("  %s %s: %s" % ("int8" if int8 else "float", doc["name"], "fits" if ok else "does not fit"))
         return ok
-    h = bench.bisect_largest(fits, step, hi=1024 if int8 else 512)
-    doc = bench.family_doc(h)  # the float twin: parameters are counted on float weights
-    return {"h": h, "name": doc["name"], "params": bench.params(doc)}
+    h = bisect_largest(fits, step, hi=1024 if int8 else 512)
+    doc = family_doc(h)  # the float twin: parameters are counted on float weights
+    return {"h": h, "name": doc["name"], "params": params(doc)}
 
 
 def run(port, opts, log):
@@ -185,18 +182,18 @@ def run(port, opts, log):
         for name, doc, x in work:
             log("timing %s ..." % name)
             doc8 = quantize.quantize(doc, x, name=name + "_int8")
-            result["models"].append({"model": name, "macs": macs(doc), "params": bench.params(doc),
+            result["models"].append({"model": name, "macs": macs(doc), "params": params(doc),
                                      "float": time_model(client, doc, x), "int8": time_model(client, doc8, x)})
             client.delete("bench")
         log("eval and upload rates in board time ...")
-        iris = model_doc.read(bench.MODELS / "iris6.json")
-        rows = np.tile(bench.iris_inputs(np.random.default_rng(1), 250), (EVAL_ROWS // 250, 1))
+        iris = model_doc.read(MODELS / "iris6.json")
+        rows = np.tile(iris_inputs(np.random.default_rng(1), 250), (EVAL_ROWS // 250, 1))
         result["eval"] = {}
         for dtype, doc in (("float", iris), ("int8", quantize.quantize(iris, rows[:64]))):
             e2e, only = eval_rates(client, doc, rows)
             result["eval"][dtype] = {"rows": len(rows), "eval_per_s": e2e, "board_only_per_s": only,
                                      "ratio": e2e / only}
-        result["upload_bytes_per_s"] = upload_rate(client, bench.family_doc(128))
+        result["upload_bytes_per_s"] = upload_rate(client, family_doc(128))
         client.delete("bench")
         if was_active and was_active in [m["name"] for m in client.list_models()]:
             client.select(was_active)
@@ -205,55 +202,3 @@ def run(port, opts, log):
         log("the paper-style code on %s ..." % name)
         row["baseline"] = {"us": None} if opts.no_baseline else baseline(port, doc, x)
     return result
-
-
-def _f(v, fmt):
-    return "-" if v is None else fmt.format(v)
-
-
-def report(result, md=False):
-    head = ["model", "MACs", "paper-style µs", "float µs", "float µs/MAC", "int8 µs", "int8 µs/MAC",
-            "float x paper", "int8 x paper", "float infer µs", "int8 infer µs"]
-    rows = []
-    for r in result["models"]:
-        f, q, b = r["float"], r["int8"], r["baseline"]
-        rows.append([r["model"], "{:,}".format(r["macs"]),
-                     _f(b["us"], "{:,.0f}") if b["us"] else b.get("error", "-"),
-                     "{:,.0f}".format(f["us"]), "{:.3f}".format(f["us"] / r["macs"]),
-                     "{:,.0f}".format(q["us"]), "{:.3f}".format(q["us"] / r["macs"]),
-                     _f(b["us"] and b["us"] / f["us"], "{:.1f}x"), _f(b["us"] and b["us"] / q["us"], "{:.1f}x"),
-                     "{:,}".format(f["infer_us"]), "{:,}".format(q["infer_us"])])
-    out = []
-    if md:
-        out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "---|" * len(head))
-        out += ["| " + " | ".join(r) + " |" for r in rows]
-    else:
-        widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-        for r in [head] + rows:
-            out.append("  ".join(str(x).rjust(w) for x, w in zip(r, widths)))
-    out.append("")
-    out.append("free heap with the server started: {:,} B".format(result["free_at_start"]))
-    for dtype, e in result["eval"].items():
-        out.append("eval of iris6 (%s, %d rows): %.0f samples/s in board time, board-only %.0f/s: %.0f %%"
-                   % (dtype, e["rows"], e["eval_per_s"], e["board_only_per_s"], 100 * e["ratio"]))
-    out.append("upload: {:,.0f} B/s in board time".format(result["upload_bytes_per_s"]))
-    for dtype, l in result.get("largest", {}).items():
-        out.append("largest %s model through the server: %s (%s parameters)"
-                   % (dtype, l["name"], "{:,}".format(l["params"])))
-    return "\n".join(out)
-
-
-def main(opts):
-    started = time.perf_counter()
-    log = (lambda *a: None) if opts.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
-    result = run(opts.port, opts, log)
-    result["seconds"] = time.perf_counter() - started
-    if opts.json:
-        print(json.dumps(result, indent=1))
-        return 0
-    print("%s, %s: every time is the board's own (time.ticks_us); %.0f s wall"
-          % (result["board"], result["micropython"], result["seconds"]))
-    print()
-    print(report(result, md=opts.markdown))
-    return 0

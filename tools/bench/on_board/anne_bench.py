@@ -1,4 +1,4 @@
-# The board side of tools/bench.py: runs inside MicroPython (the Unix port with
+# The board side of tools/bench: runs inside MicroPython (the Unix port with
 # the Pico's heap), one job per process, and prints one JSON line of results.
 # The host writes the models and inputs as files and reads the results back;
 # nothing here needs the host, so the same jobs could run on a real Pico.
