@@ -1,25 +1,20 @@
-"""One function per anne-host command: arguments in, work done, results printed.
+"""One function per anne-host command: arguments in, the calls they ask for made.
 
-Nothing here parses argv or moves bytes: cli.py parses, the client talks to a board.
+Nothing here parses argv, moves bytes or words results: cli.py parses, the client
+talks to a board, present.py, report.py and demo.py print what the commands found.
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from . import csvdata, evaluate, export, model_doc, report
+from . import csvdata, evaluate, export, model_doc, present, report
 from .client import Client
 from .errors import AnneError, UsageError
 from .transport import list_ports
-
-
-def _emit(args, document, text):
-    # --json prints one JSON document on stdout and nothing else there.
-    print(json.dumps(document, indent=1) if args.json else text)
 
 
 def _floats(text, what):
@@ -137,13 +132,7 @@ def cmd_export(args):
         return _export_int8(args, src, doc)
     out = Path(args.output or src.with_suffix(".json"))
     model_doc.write(doc, out)
-    layers = model_doc.to_layers(doc, str(out))
-    params = sum(layer.param_count() for layer in layers)
-    summary = {"output": str(out), "name": doc["name"], "layers": len(layers), "params": params,
-               "folded": doc["source"]["folded"], "dropped": doc["source"]["dropped"]}
-    _emit(args, summary, "wrote %s: %d layers, %d parameters%s%s" % (
-        out, len(layers), params, "".join("\n  folded " + f for f in summary["folded"]),
-        "".join("\n  dropped %s: it does nothing at inference" % f for f in summary["dropped"])))
+    present.exported(args.json, out, doc, model_doc.to_layers(doc, str(out)))
 
 
 def _export_int8(args, src, doc):
@@ -154,34 +143,16 @@ def _export_int8(args, src, doc):
     qdoc = quantize.quantize(doc, samples.x, calibration=Path(args.calibrate).name, name=name)
     out = Path(args.output or src.with_name(src.stem + "_int8.json"))
     model_doc.write(qdoc, out)
-    layers = model_doc.to_layers(qdoc, str(out))
-    params = sum(layer.param_count() for layer in layers)
-    notes = qdoc["source"]["quantized"]["notes"]
+    # Folds are news only when this export read the model file; a document's were told at its export.
     folded = (qdoc["source"].get("folded") or []) if src.suffix.lower() != ".json" else []
-    summary = {"output": str(out), "name": qdoc["name"], "layers": len(layers), "params": params,
-               "folded": folded, "dtype": "int8", "bytes": len(model_doc.pack(qdoc, str(out))),
-               "calibration": {"file": str(args.calibrate), "rows": len(samples),
-                               "columns": samples.columns},
-               "notes": notes}
-    _emit(args, summary, "wrote %s: int8, %d layers, %d parameters, %d bytes on the board; "
-                         "calibrated on %d rows of %s (columns %s)%s%s" % (
-                             out, len(layers), params, summary["bytes"], len(samples), args.calibrate,
-                             ", ".join(samples.columns), "".join("\n  folded " + f for f in folded),
-                             "".join("\n  note: " + n for n in notes)))
+    present.quantized(args.json, out, qdoc, model_doc.to_layers(qdoc, str(out)), folded,
+                      len(model_doc.pack(qdoc, str(out))), args.calibrate, samples)
 
 
 # -- talking to a board -------------------------------------------------------
 
 def _board(args):
     return Client.open(args.port)
-
-
-def _progress(total, what, args):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=what, unit="B" if what == "upload" else " samples",
-                unit_scale=what == "upload", file=sys.stderr, leave=False,
-                disable=args.json or not sys.stderr.isatty())
 
 
 def _active_model(board, args):
@@ -200,63 +171,24 @@ def add_model_option(p):
 
 
 def cmd_ports(args):
-    ports = [{"device": d, "description": desc, "raspberry_pi": pi} for d, desc, pi in list_ports()]
-    lines = ["%s  %s%s" % (p["device"], p["description"], "  <- Raspberry Pi board" if p["raspberry_pi"] else "")
-             for p in ports]
-    _emit(args, ports, "\n".join(lines) or "no serial ports found")
+    present.ports(args.json, list_ports())
 
 
 def cmd_info(args):
     with _board(args) as board:
-        info = dict(board.info)
-        info.pop("id", None)
-        info.pop("ok", None)
-        info["virtual"] = evaluate.is_virtual(info)
         # hello gives only their number (its size must not grow with the store): list pages.
         stored = board.list_models()
-        info["models"] = [m["name"] for m in stored if not m.get("foreign")]
-        info["foreign_files"] = [m["name"] for m in stored if m.get("foreign")]
-        if info["virtual"]:  # its folder's disk is not a Pico's flash: count as on an RPI_PICO
-            from .sim import pico_flash_free
-
-            vpico = getattr(board, "vpico", None)
-            info["flash_free"] = pico_flash_free(vpico.flash_dir if vpico else None,
-                                                 [m["size"] for m in stored])
-        text = [_board_line(info),
-                "heap: %d bytes free, %d in use" % (info["mem_free"], info["mem_alloc"]),
-                _flash_line(info),
-                "stored models: %s%s" % (", ".join(info["models"]) or "none",
-                                         " (%d)" % len(info["models"]) if info["models"] else ""),
-                "active model: %s%s" % (info["active"] or "none",
-                                        " (%s, checksum %08x)" % (info.get("dtype"), info["checksum"])
-                                        if info["checksum"] is not None else "")]
-        if info["foreign_files"]:
-            text.append("foreign files in the model folder (not model names; anne-host rm NAME "
-                        "removes one): %s" % ", ".join(repr(n + ".anne") for n in info["foreign_files"]))
-        if info.get("load_error"):
-            text.append("the stored active model failed to load: %s" % info["load_error"])
-        _emit(args, info, "\n".join(text))
+        present.info(args.json, board.info, stored, _virtual_flash_free(board, stored))
 
 
-def _board_line(info):
-    """Which firmware runs on what: MicroPython's own version (sys.version after its
-    "3.4.0; ", the Python language level), and whether the board is the virtual Pico."""
-    version = str(info["micropython"]).split("; ", 1)[-1]
-    if evaluate.is_virtual(info):
-        return ("virtual Pico: firmware %s (protocol %d) on %s, the Unix port on this PC (%s)"
-                % (info["firmware"], info["protocol"], version, info["machine"]))
-    return "firmware %s (protocol %d) on %s, %s" % (info["firmware"], info["protocol"], version, info["machine"])
+def _virtual_flash_free(board, stored):
+    """A virtual Pico's free flash counted as on an RPI_PICO (its folder's disk is not a Pico's flash)."""
+    if not evaluate.is_virtual(board.info):
+        return None
+    from .sim import pico_flash_free
 
-
-def _flash_line(info):
-    if info["flash_free"] is None:
-        return "flash: free space unknown (the board's file system does not say)"
-    if info.get("virtual"):
-        from .sim import PICO_FLASH_BYTES, PICO_FS_BYTES
-
-        return ("flash: %s bytes free, counted as on an RPI_PICO (%d MB flash, %s bytes of it for files)"
-                % (format(info["flash_free"], ","), PICO_FLASH_BYTES >> 20, format(PICO_FS_BYTES, ",")))
-    return "flash: %s bytes free" % format(info["flash_free"], ",")
+    vpico = getattr(board, "vpico", None)
+    return pico_flash_free(vpico.flash_dir if vpico else None, [m["size"] for m in stored])
 
 
 def add_upload(p):
@@ -298,27 +230,18 @@ def cmd_upload(args):
     name = args.name or name
     with _board(args) as board:
         replaced = _replaced(board, name, blob, dtype, args.replace)
-        bar = _progress(len(blob), "upload", args)
+        bar = present.progress(len(blob), "upload", args.json)
         start = time.perf_counter()
         reply = board.upload(blob, name, activate=not args.no_activate, progress=bar.update)
         seconds = time.perf_counter() - start
         bar.close()
-    result = {"name": name, "bytes": len(blob), "checksum": reply["checksum"], "seconds": seconds,
-              "bytes_per_s": len(blob) / seconds, "replaced": replaced is not None}
-    _emit(args, result, "uploaded %s: %d bytes in %.2f s (%.0f B/s, wall time on this PC), checksum %08x%s"
-          % (name, len(blob), seconds, len(blob) / seconds, reply["checksum"],
-             "; it replaced the stored model of that name (%d bytes)" % replaced["size"] if replaced else ""))
+    present.uploaded(args.json, name, len(blob), reply["checksum"], seconds, replaced)
 
 
 def cmd_ls(args):
     with _board(args) as board:
         models = board.list_models()
-    lines = ["%s %-32s %-11s %8d bytes%s" % ("*" if m["active"] else " ", m["name"],
-                                             m.get("dtype") or "not a model", m["size"],
-                                             "  foreign file %r: anne-host rm removes it" % (m["name"] + ".anne")
-                                             if m.get("foreign") else "")
-             for m in models]
-    _emit(args, models, "\n".join(lines) or "no models stored")
+    present.models(args.json, models)
 
 
 def add_name(p):
@@ -328,18 +251,13 @@ def add_name(p):
 def cmd_rm(args):
     with _board(args) as board:
         board.delete(args.name)
-    _emit(args, {"deleted": args.name}, "deleted %s" % args.name)
+    present.deleted(args.json, args.name)
 
 
 def cmd_select(args):
     with _board(args) as board:
         model = board.select(args.name)
-    _emit(args, _plain(model), "active model: %s (%d inputs, %d outputs, %d parameters)"
-          % (model["name"], model["inputs"], model["outputs"], model["params"]))
-
-
-def _plain(reply):
-    return {k: v for k, v in reply.items() if k not in ("id", "ok")}
+    present.selected(args.json, model)
 
 
 def add_infer(p):
@@ -353,6 +271,7 @@ def add_infer(p):
 def cmd_infer(args):
     with _board(args) as board:
         model = _active_model(board, args)
+        samples = None
         if args.csv:
             samples = csvdata.load(args.csv, model["inputs"], model.get("features"),
                                    columns=_names(args.columns))
@@ -363,22 +282,7 @@ def cmd_infer(args):
         else:
             x = csvdata.parse_row(args.values, model["inputs"]).tolist()
         outputs, k, us = board.infer(x)
-    labels = model["labels"] or []
-    label = labels[k] if k < len(labels) else k
-    result = {"outputs": [float(v) for v in outputs], "label": label, "class": k, "board_us": us,
-              "clock": evaluate.clock_of(board.info)}
-    if args.csv:
-        result["columns"] = samples.columns
-    _emit(args, result, "%soutputs: %s\nclass:   %s\ntime:    %d µs, %s"
-          % (samples.describe() + "\n" if args.csv else "", ", ".join("%.6g" % v for v in outputs), label, us,
-             _timed_where(board.info)))
-
-
-def _timed_where(info):
-    """Where a board's µs figures were measured, in words."""
-    if evaluate.clock_of(info) == evaluate.BOARD_CLOCK:
-        return "the board's time.ticks_us"
-    return "on the virtual Pico: this PC's CPU, not a Pico's time"
+    present.inferred(args.json, model, outputs, k, us, board.info, samples)
 
 
 def add_columns_option(p):
@@ -402,7 +306,7 @@ def _stream(board, args, need_labels):
                            evaluate.label_names(model) if need_labels else None,
                            getattr(args, "label_column", None), need_labels=need_labels,
                            columns=_names(getattr(args, "columns", None)))
-    bar = _progress(len(samples), "eval" if need_labels else "predict", args)
+    bar = present.progress(len(samples), "eval" if need_labels else "predict", args.json)
     run = evaluate.stream(board, samples, model, bar.update)
     bar.close()
     if run.error is not None and run.done == 0:
@@ -412,12 +316,10 @@ def _stream(board, args, need_labels):
 
 def _stopped(run):
     # Results already received are reported before the error ends the command.
-    if run.error is not None:
-        print("anne-host: stopped at %s line %s, after %d of %d rows (reported above): %s"
-              % (run.samples.path, run.stopped_line(), run.done, len(run.samples), run.error),
-              file=sys.stderr)
-        return run.error.exit_code
-    return 0
+    if run.error is None:
+        return 0
+    present.stopped(run)
+    return run.error.exit_code
 
 
 def add_predict(p):
@@ -428,27 +330,8 @@ def add_predict(p):
 def cmd_predict(args):
     with _board(args) as board:
         run = _stream(board, args, need_labels=False)
-    rows = evaluate.predictions(run)
-    if args.output:
-        _write_predictions(args.output, run, rows)
-    if args.json:
-        print(json.dumps(rows))
-    elif not args.output:
-        print(run.samples.describe())
-        for r in rows:
-            print("line %d: %s -> %s (%d µs)" % (r["line"], ", ".join("%.6g" % v for v in r["outputs"]),
-                                                r["label"], r["board_us"]))
+    present.predictions(args.json, run, args.output)
     return _stopped(run)
-
-
-def _write_predictions(path, run, rows):
-    import csv
-
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["line"] + ["output_%d" % j for j in range(run.outputs.shape[1])] + ["label", "board_us"])
-        for r in rows:
-            w.writerow([r["line"]] + ["%.9g" % v for v in r["outputs"]] + [r["label"], r["board_us"]])
 
 
 def add_eval(p):
@@ -477,37 +360,8 @@ def cmd_eval(args):
                 raise AnneError("--threshold applies to models with one output; this one has %d"
                                 % r.outputs.shape[1])
             r.classes = (r.outputs[:, 0] > args.threshold).astype(np.int64)
-    result = _report(args, run)
-    if other is not None:
-        compared = evaluate.compare(run, other)
-        result = {"eval": result, "compare": _report(args, other, plot=False), "agreement": compared}
-        if not args.json:
-            print(report.comparison_table(result["eval"], result["compare"], compared))
-    if args.json:
-        print(json.dumps(result, indent=1))
+    report.show_eval(run, other, args.json, args.plot)
     return _stopped(run) or (_stopped(other) if other is not None else 0)
-
-
-def _report(args, run, title=None, plot=True):
-    result = evaluate.summary(run)
-    plot_title = title or "%s on %s" % (result["model"], Path(run.samples.path).name)
-    title = title or "%s on %s" % (result["model"], run.samples.path)
-    if not run.complete:
-        title += " (stopped: the first %d of %d rows)" % (run.done, len(run.samples))
-        plot_title += " (first %d of %d rows)" % (run.done, len(run.samples))
-    if args.plot and plot:
-        report.plot_confusion(result["confusion_matrix"], result["labels"], args.plot, plot_title)
-    if not args.json:
-        print(report.evaluation_report(result["model"], _metrics_view(result), result["latency_us"],
-                                       result["samples_per_s"], title=title, clock=run.clock,
-                                       columns=run.samples.describe()))
-        print()
-    return result
-
-
-def _metrics_view(result):
-    keys = ("samples", "correct", "accuracy", "labels", "confusion_matrix", "per_class", "macro_f1")
-    return {k: result[k] for k in keys}
 
 
 def add_bench(p):
@@ -518,16 +372,8 @@ def add_bench(p):
 def cmd_bench(args):
     with _board(args) as board:
         model = _active_model(board, args)
-        result = _plain(board.bench(args.repeat))
-    result["model"] = model["name"]
-    result["clock"] = evaluate.clock_of(board.info)
-    lines = ["model %s: %.1f µs per inference (mean of %d, %s)"
-             % (model["name"], result["us"], args.repeat, _timed_where(board.info)),
-             " #  layer       units  activation        params       µs"]
-    for i, l in enumerate(result["layers"]):
-        lines.append("%2d  %-10s %6d  %-14s %9d %8.1f" % (i, l["kind"], l["units"], l["activation"], l["params"], l["us"]))
-    lines.append("heap: %d bytes in use, %d free" % (result["mem_alloc"], result["mem_free"]))
-    _emit(args, result, "\n".join(lines))
+        reply = board.bench(args.repeat)
+    present.bench(args.json, model, args.repeat, reply, board.info)
 
 
 def add_sim(p):
@@ -540,9 +386,7 @@ def cmd_sim(args):
     from .sim import VirtualPico
 
     pico = VirtualPico(args.flash, args.heap).start()
-    print(pico.port, flush=True)  # first line: the port, for scripts
-    print("virtual Pico running (flash %s, heap %d bytes); use --port %s; Ctrl-C to stop"
-          % (pico.flash_dir, pico.heap, pico.port), file=sys.stderr)
+    present.sim_running(pico)
     try:
         while pico.alive():
             time.sleep(0.2)
@@ -565,12 +409,9 @@ def cmd_deploy(args):
     port = args.port or find_board()
     if port == "sim":
         raise AnneError("deploy needs a running board: start one with `anne-host sim` and pass its port")
-    log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
-    files = deploy.deploy(port, boot=args.boot, compile_mpy=not args.no_compile, log=log)
-    hint = ("the server starts at boot" if args.boot else
-            "to start the server at boot: anne-host deploy --boot (installs main.py)")
-    _emit(args, {"files": [f.name for f in files], "boot": args.boot},
-          "installed %d files in :lib/anne; %s" % (len(files), hint))
+    files = deploy.deploy(port, boot=args.boot, compile_mpy=not args.no_compile,
+                          log=present.deploy_log(args.json))
+    present.deployed(args.json, files, args.boot)
 
 
 _REPL_PREPARE = "try:\n import anne\nexcept ImportError:\n pass"  # ready for anne.models()
@@ -595,11 +436,7 @@ def cmd_repl(args):
         port = vpico.port
     try:
         stop_server(port)
-        print("anne-host: the REPL of %s, its ANNE server stopped (the next anne-host command "
-              "starts it again).\n  >>> anne.models()                 the stored models\n"
-              "  >>> net = anne.load('NAME')       then net.predict([...]), net.summary()\n"
-              "  Ctrl-] or Ctrl-X leaves%s." % (port, " (and stops the virtual Pico)" if vpico else ""),
-              file=sys.stderr, flush=True)
+        present.repl_banner(port, vpico is not None)
         # exec first: it takes the REPL as mpremote does (Ctrl-C, raw REPL), then repl
         # returns to the friendly REPL, whose banner and prompt the person sees.
         return subprocess.call([sys.executable, "-m", "mpremote", "connect", port, "resume",
@@ -622,59 +459,10 @@ def cmd_demo(args):
             args.port = find_board()
         except LinkError:
             args.port = "sim"
-    done = []
     with _board(args) as board:
-        before = board.info.get("active")
-        # The demo's uploads change what the board holds: said before, undone after.
-        print("the demo stores %s on %s (replacing models of those names) and makes each active in "
-              "turn; %s" % (", ".join(demo.model_names()),
-                            "the virtual Pico" if evaluate.is_virtual(board.info) else board.transport.port,
-                            "%s is made active again at the end" % before if before
-                            else "no model was active before, so the last one stays active"), file=sys.stderr)
-        if not args.json:
-            print("%s, %d bytes of heap free with the server started\n"
-                  % (_board_line(board.info), board.info["mem_free"]))
-        for case, runs in demo.run(board):
-            entry = {"model": case.name, "paper": case.paper}
-            for dtype, (test, full) in runs.items():
-                name = case.name if dtype == "float32" else case.name + "_int8"
-                rows = []
-                for what, r in (("held-out test rows", test), ("all rows", full)):
-                    args_plot = Path(args.plot) / ("%s-%s.png" % (name, "test" if r is test else "all")) if args.plot else None
-                    if args_plot:
-                        args_plot.parent.mkdir(parents=True, exist_ok=True)
-                    rows.append(_report(_Plot(args, args_plot), r, title="%s on %s (%s)" % (name, what, r.samples.path)))
-                key = "" if dtype == "float32" else "int8_"
-                entry[key + "test"], entry[key + "all"] = rows
-            float_full, int8_full = runs["float32"][1], runs["int8"][1]
-            entry["int8_agreement"] = evaluate.compare(float_full, int8_full)
-            done.append(entry)
-    if args.json:
-        print(json.dumps(done, indent=1))
-        return 0
-    print("summary (computed from the board's answers)")
-    print("  %-6s %-22s %-22s %-24s %s" % ("model", "held-out accuracy", "all rows", "int8: held-out, all",
-                                          "paper reports"))
-    for d in done:
-        print("  %-6s %-22s %-22s %-24s %s" % (d["model"], _accuracy(d["test"]), _accuracy(d["all"]),
-                                              "%.1f %%, %.1f %%" % (100 * d["int8_test"]["accuracy"],
-                                                                    100 * d["int8_all"]["accuracy"]),
-                                              d["paper"]))
-    print("\nint8 decisions agree with float32 on: %s" % ", ".join(
-        "%s %d/%d rows" % (d["model"], d["int8_agreement"]["decisions_agree"], d["int8_agreement"]["rows"])
-        for d in done))
+        entries = demo.reports(board, args.json, args.plot)
+    demo.summary(entries, args.json)
     return 0
-
-
-class _Plot:
-    # The report options of one evaluation inside the demo.
-    def __init__(self, args, plot):
-        self.json = args.json
-        self.plot = plot
-
-
-def _accuracy(result):
-    return "%.1f %% (%d/%d)" % (100 * result["accuracy"], result["correct"], result["samples"])
 
 
 COMMANDS = {

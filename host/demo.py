@@ -1,11 +1,15 @@
 """The main job in one command: the IRIS nets onto a board (virtual or real),
-evaluated on their held-out rows and on all their data, from the board's answers."""
+evaluated on their held-out rows and on all their data, from the board's answers;
+and what the demo command prints of it."""
 
+import json
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from . import board_files, csvdata, evaluate, model_doc
+from . import board_files, csvdata, evaluate, model_doc, present, report
 from .csvdata import Samples
 from .errors import AnneError
 
@@ -88,3 +92,54 @@ def _run_cases(board, progress):
             runs[dtype] = tuple(pair)
         results.append((case, runs))
     return results
+
+
+# -- what the demo command prints ----------------------------------------------
+
+def reports(board, as_json, plot_dir=None):
+    """Run the demo on ``board`` and print each evaluation (or only announce it with
+    ``as_json``); confusion matrices go into ``plot_dir`` if given. Returns an entry
+    per case for summary()."""
+    before = board.info.get("active")
+    # The demo's uploads change what the board holds: said before, undone after.
+    print("the demo stores %s on %s (replacing models of those names) and makes each active in "
+          "turn; %s" % (", ".join(model_names()),
+                        "the virtual Pico" if evaluate.is_virtual(board.info) else board.transport.port,
+                        "%s is made active again at the end" % before if before
+                        else "no model was active before, so the last one stays active"), file=sys.stderr)
+    if not as_json:
+        print("%s, %d bytes of heap free with the server started\n"
+              % (present.board_line(board.info), board.info["mem_free"]))
+    return [_entry(case, runs, as_json, plot_dir) for case, runs in run(board)]
+
+
+def _entry(case, runs, as_json, plot_dir):
+    entry = {"model": case.name, "paper": case.paper}
+    for dtype, (test, full) in runs.items():
+        name = case.name if dtype == "float32" else case.name + "_int8"
+        key = "" if dtype == "float32" else "int8_"
+        for part, what, r in (("test", "held-out test rows", test), ("all", "all rows", full)):
+            plot = Path(plot_dir) / ("%s-%s.png" % (name, part)) if plot_dir else None
+            if plot:
+                plot.parent.mkdir(parents=True, exist_ok=True)
+            entry[key + part] = report.evaluation(r, as_json, plot,
+                                                  title="%s on %s (%s)" % (name, what, r.samples.path))
+    entry["int8_agreement"] = evaluate.compare(runs["float32"][1], runs["int8"][1])
+    return entry
+
+
+def summary(entries, as_json):
+    """The accuracies of every case beside what the paper reports, or with ``as_json`` every entry."""
+    if as_json:
+        print(json.dumps(entries, indent=1))
+        return
+    print("summary (computed from the board's answers)")
+    row = "  %-6s %-22s %-22s %-24s %s"
+    print(row % ("model", "held-out accuracy", "all rows", "int8: held-out, all", "paper reports"))
+    for d in entries:
+        print(row % (d["model"], report.accuracy(d["test"]), report.accuracy(d["all"]),
+                     "%.1f %%, %.1f %%" % (100 * d["int8_test"]["accuracy"], 100 * d["int8_all"]["accuracy"]),
+                     d["paper"]))
+    print("\nint8 decisions agree with float32 on: %s" % ", ".join(
+        "%s %d/%d rows" % (d["model"], d["int8_agreement"]["decisions_agree"], d["int8_agreement"]["rows"])
+        for d in entries))

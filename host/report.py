@@ -1,4 +1,5 @@
-"""Evaluation results as text for people, and the confusion matrix as a picture.
+"""Evaluation results as text for people, and the confusion matrix as a picture;
+what eval prints (a report, or with --json one document).
 
 The confusion table is laid out as in the AI-ANNE paper: actual classes in rows,
 predicted classes in columns, the corner cell reading "actual \\ predicted".
@@ -6,6 +7,10 @@ Tables are plain text with space-aligned columns, so they survive copying into
 an e-mail or a lab notebook.
 """
 
+import json
+from pathlib import Path
+
+from . import evaluate
 from .errors import AnneError
 
 CORNER = "actual \\ predicted"
@@ -58,7 +63,7 @@ def evaluation_report(name, metrics, lat, samples_per_s, title=None, clock="boar
     """
     head = (title or "evaluation of %s" % name) + ("\n" + columns if columns else "")
     parts = [
-        "%s\naccuracy %.1f %% (%d/%d)" % (head, 100 * metrics["accuracy"], metrics["correct"], metrics["samples"]),
+        "%s\naccuracy %s" % (head, accuracy(metrics)),
         confusion_table(metrics["confusion_matrix"], metrics["labels"]),
         per_class_table(metrics["per_class"]) + "\nmacro F1 %.3f" % metrics["macro_f1"],
     ]
@@ -69,11 +74,15 @@ def evaluation_report(name, metrics, lat, samples_per_s, title=None, clock="boar
     return "\n\n".join(parts)
 
 
+def accuracy(metrics):
+    """Such as ``90.0 % (18/20)``."""
+    return "%.1f %% (%d/%d)" % (100 * metrics["accuracy"], metrics["correct"], metrics["samples"])
+
+
 def comparison_table(a, b, agreement):
     """Two evaluations of the same rows side by side, and how far apart they are."""
     rows = [["", str(a["model"]), str(b["model"])]]
-    rows.append(["accuracy"] + ["%.1f %% (%d/%d)" % (100 * r["accuracy"], r["correct"], r["samples"])
-                                for r in (a, b)])
+    rows.append(["accuracy"] + [accuracy(r) for r in (a, b)])
     rows.append(["macro F1"] + ["%.3f" % r["macro_f1"] for r in (a, b)])
     # Both models ran on the same board, so one clock names the row.
     where = "virtual Pico µs/sample (host CPU)" if a.get("latency_clock") == "host-cpu" else "board µs/sample"
@@ -85,6 +94,38 @@ def comparison_table(a, b, agreement):
     text += "\ndecisions agree on %d of %d rows; largest output difference %s" % (
         agreement["decisions_agree"], agreement["rows"], "-" if diff is None else "%.4g" % diff)
     return text
+
+
+def show_eval(run, other, as_json, plot=None):
+    """What eval prints: the report of ``run``, with ``other`` (the same rows, another
+    model) beside it if given; with ``as_json`` one document instead."""
+    result = evaluation(run, as_json, plot)
+    if other is not None:
+        compared = evaluate.compare(run, other)
+        result = {"eval": result, "compare": evaluation(other, as_json), "agreement": compared}
+        if not as_json:
+            print(comparison_table(result["eval"], result["compare"], compared))
+    if as_json:
+        print(json.dumps(result, indent=1))
+
+
+def evaluation(run, as_json, plot=None, title=None):
+    """The summary of ``run``, printed as a report unless ``as_json``; its confusion matrix
+    drawn into the PNG file ``plot`` if given. Returns the summary."""
+    result = evaluate.summary(run)
+    plot_title = title or "%s on %s" % (result["model"], Path(run.samples.path).name)
+    title = title or "%s on %s" % (result["model"], run.samples.path)
+    if not run.complete:
+        title += " (stopped: the first %d of %d rows)" % (run.done, len(run.samples))
+        plot_title += " (first %d of %d rows)" % (run.done, len(run.samples))
+    if plot:
+        plot_confusion(result["confusion_matrix"], result["labels"], plot, plot_title)
+    if not as_json:
+        print(evaluation_report(result["model"], result, result["latency_us"],
+                                result["samples_per_s"], title=title, clock=run.clock,
+                                columns=run.samples.describe()))
+        print()
+    return result
 
 
 def plot_confusion(cm, labels, path, title=None):

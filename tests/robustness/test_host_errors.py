@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import serial
 
-from anne_host import cli, commands, csvdata, evaluate
+from anne_host import cli, csvdata, evaluate, present
 from anne_host.client import Client
 from anne_host.sim import VirtualPico
 from anne_host.transport import LinkError
@@ -77,7 +77,7 @@ class _AfterFirstReply:
 
 
 def _eval_stopped_by(monkeypatch, capsys, vp, csv, action, *argv):
-    monkeypatch.setattr(commands, "_progress", lambda *a: _AfterFirstReply(action))
+    monkeypatch.setattr(present, "progress", lambda *a: _AfterFirstReply(action))
     start = time.monotonic()
     code = cli.main(["--port", vp.port, *argv, "eval", str(csv)])
     out, err = capsys.readouterr()
