@@ -8,13 +8,13 @@
 import micropython
 from time import ticks_add, ticks_us
 
-from .engine import layers
-
 
 @micropython.viper
-def run_rows(steps, data, rows: int, n_in: int, n_out: int, src, dst, ys, classes,
+def run_rows(run_steps, steps, data, rows: int, n_in: int, n_out: int, src, dst, ys, classes,
              times, threshold: int) -> int:
-    # ys: rows * n_out float32, times: rows u32, little-endian; classes: a byte per row.
+    # run_steps: engine.run_steps, the layer loop (passed in: batch does not import
+    # the engine, which imports batch). ys: rows * n_out float32, times: rows u32,
+    # little-endian; classes: a byte per row.
     # Returns the sum of the times. Only the network is timed; the copies and the
     # decision around it are written out here rather than called, for speed.
     d = ptr8(data)
@@ -42,7 +42,7 @@ def run_rows(steps, data, rows: int, n_in: int, n_out: int, src, dst, ys, classe
             k += 4
             i += 1
         t0 = int(ticks_us())
-        out = layers(steps, src, dst)
+        out = run_steps(steps, src, dst)
         us = (int(ticks_us()) - t0) & period
         o = ptr32(out)
         k = 4 * n_out * r

@@ -1,31 +1,8 @@
-# The fast float32 dense kernel: block floating point in viper integers.
-#
-# Why: interpreted float arithmetic allocates a heap object per operation and the
-# RP2040 has no FPU, so the reference kernel spends ~20 us per multiply-accumulate.
-# Viper integer code runs as machine code. Each weight row is aligned once, at
-# load, to its largest exponent as a 27-bit signed integer m = mh * 2^13 + ml
-# (weights: mh signed, ml in -4096..4095; inputs: ml in 0..8191). Then
-#   sum(w * x) = 2^(Ew + Ex - 304) * sum(m * n), and
-#   m * n = 2^26 mh*nh + 2^13 (mh*nl + ml*nh) + ml*nl
-# is summed exactly, but for ml*nl (under 2^-26 of the largest product), in
-# 32-bit words, in passes of _PASS inputs, each pass folded into a two-word
-# total; one rounding to float32 at the end. The largest value of
-# a row or vector keeps 26 bits; values up to 4x smaller keep float32's 24.
-#
-# 32-bit board, 64-bit host (see PLATFORM.md): ptr32 loads sign-extend on the board
-# and zero-extend on the host. The sums are exact modulo 2^32 and their true values
-# stay inside +-2^31, so both agree once a sum is reduced to signed 32 bits. Stored
-# weight words are kept non-negative (mh + 8192), so their loads agree too; that
-# bias is taken off per pass with the inputs' limb sums. No literal of 2^30 or
-# more appears in viper code: such constants are built at run time.
-#
-# Memory: beyond the weights (converted in place) and the float32 biases, a layer
-# keeps a byte per input and per unit (its column shifts and row exponents, in
-# one bytearray), and a network one small scratch bytearray: the sums of a block
-# of _BLOCK rows at a time, each converted to float32 before the next block. The
-# input's limbs mostly need no buffer of their own: the high limbs are written
-# over the input itself, the low limbs (halfwords) where the engine's two
-# activation buffers have room beyond this layer's input or output (see bind).
+# The fast float32 dense kernel: block floating point in viper integers. Each
+# weight row is aligned once, at load, to its largest exponent as a 27-bit integer
+# (two 13-bit limbs); a row's sum is exact in 32-bit words, rounded once to float32.
+# The arithmetic, its exactness on a 32-bit board and a 64-bit host, and its memory:
+# docs/KERNELS.md.
 
 import micropython
 from micropython import const

@@ -28,7 +28,7 @@ def _run(steps, x, n_in: int, src, dst, code: int):
         while i < n_in:
             src[i] = x[i]
             i += 1
-    return layers(steps, src, dst)
+    return run_steps(steps, src, dst)
 
 
 @micropython.viper
@@ -50,10 +50,11 @@ except Exception:  # id() not an address
 
 
 @micropython.viper
-def layers(steps, src, dst):
+def run_steps(steps, src, dst):
     # Every layer in turn, ping-ponging between the two buffers; returns the
     # buffer that holds the outputs. steps is flat, four entries per layer
-    # (Net.__init__).
+    # (dense or None, its state, activation or None, its argument: Net.__init__).
+    # batch.run_rows is given it as an argument: batch does not import the engine.
     n = int(len(steps))
     i = 0
     while i < n:
@@ -229,7 +230,7 @@ class Net:
         # What __getattr__ would give, read directly: it costs a Python call each.
         t = self.meta.get("threshold")
         _threshold[0] = _FROM_META["threshold"] if t is None else t
-        return _batch[0](self._steps, data, rows, self.inputs, self.layers[-1].units, self._a,
+        return _batch[0](run_steps, self._steps, data, rows, self.inputs, self.layers[-1].units, self._a,
                          self._b, ys, classes, times, _bits(_threshold))
 
     def predict(self, x):

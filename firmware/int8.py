@@ -6,35 +6,9 @@
 #   state = prepare(meta, layers)   once: converts the weights in place, allocates
 #   run(src, dst, state)            per inference: allocates nothing
 #
-# Why it is fast. A dense layer's inner loop reads four weights with one aligned
-# 32-bit load (rows are padded to whole words) and needs no byte extraction
-# masks and no sign extension:
-#   - prepare stores each weight as offset binary, W' = w + 128 (XOR 0x80), so
-#     the bytes B0..B3 of a loaded word `a` are unsigned;
-#   - the layer's inputs x_i = q_i - z are written once per inference, one word
-#     each, as x'_i = x_i - 256 * x_(i-1) inside each group of four (x'_0 = x_0).
-#     Then, with logical shifts of the 32-bit word,
-#         a*x'_0 + (a >> 8)*x'_1 + (a >> 16)*x'_2 + (a >> 24)*x'_3 = sum B_k x_k
-#     exactly (below), with no mask: the shifted-in bytes are cancelled by x';
-#   - sum W' x = sum w x + 128 sum x: the last term is one number per layer and
-#     inference, taken off with the row sums' start value.
-# So a multiply-accumulate is a shift, a multiply and an add (about 11 Thumb
-# instructions per MAC on the RP2040 as viper emits them, tools/thumb_count.py).
-#
-# Why the sum is exact: (a >> 8k) holds bytes k..3, B_j weighted 2^(8(j-k)), so
-# B_j's coefficient is sum over k <= j of 2^(8(j-k)) x'_k, which telescopes to x_j.
-#
-# 32-bit board, 64-bit host (see PLATFORM.md). Every sum above is exact modulo
-# 2^32, and every true accumulator lies within +-2^31 (the exporter's bound,
-# checked again by prepare), so the board's wrapping 32-bit words and the host's
-# 64-bit words agree once a sum is reduced to signed 32 bits; ptr32 loads that
-# zero-extend on the host change terms by multiples of 2^32 only. Signed
-# parameters read with ptr32 (zero points, clamps, the input shift) are
-# sign-extended explicitly. Requantization splits the accumulator into 16-bit
-# halves so no intermediate reaches 2^31. No viper literal is 2^30 or more:
-# such constants are built at run time. Rows are whole words and the weight
-# buffer is word-aligned (prepare checks): a Cortex-M0+ faults on an unaligned
-# 32-bit load.
+# Weights are stored offset binary, four to an aligned word, and the inputs
+# written so that a multiply-accumulate needs no byte masks: docs/KERNELS.md says
+# why that is exact, on the board's 32-bit words and the host's 64-bit ones.
 import struct
 from array import array
 

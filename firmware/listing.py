@@ -1,7 +1,8 @@
 # The model store's folder as it is read: every *.anne file, model names and foreign
 # ones (files with other names, left by Thonny or mpremote: listed, deletable, never
-# loaded), and the pages of the protocol's `list`. Apart from store.py because only
-# listing needs it: the server imports it per request and forgets it (code is heap).
+# loaded), and the pages of the protocol's `list`. Apart from store.py because the
+# REPL's anne.load needs only the store. The server keeps it imported: importing it
+# for a request needs room for its code, which a model at the heap's edge had taken.
 import os
 
 from .store import ROOT, SUFFIX, check_name

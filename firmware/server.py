@@ -28,6 +28,7 @@ if hasattr(gc, "threshold"):  # a MicroPython extension, on by default in its po
     gc.threshold(1024)
 
 from . import kernels, service
+from .refused import Refused, is_int
 from .protocol import framing, mpack
 
 _SYNC0 = const(0xA7)
@@ -35,9 +36,8 @@ _CTRL_C = const(3)
 _CTRL_C_QUIET_MS = const(50)
 _TAIL_MAX = const(4)
 _TAIL = b"\r\x01\x02"  # what tools send after Ctrl-C: Enter, raw REPL, friendly REPL
-# Large single USB writes have been seen to lose data (reports above about 8 KB,
-# PLATFORM.md): a write is one frame, at most framing.MAX_FRAME (4,104) bytes.
-_MAX_MESSAGE = const(200)  # messages may quote what was sent: cut, so replies stay small
+# Large single USB writes have been reported to lose data (above about 8 KB): a
+# write is one frame, at most framing.MAX_FRAME (4,104) bytes.
 _GC_EVERY = const(32768)  # bytes allocated between collections (see _settle_heap)
 
 
@@ -138,7 +138,7 @@ def _next_frame(link, stats):
 
 def _error(code, message, request_id=None):
     # With its id from the start: setting it later may have to grow the dict.
-    return {"ok": False, "error": code, "message": message[:_MAX_MESSAGE], "id": request_id}
+    return {"ok": False, "error": code, "message": message[:service.MAX_MESSAGE], "id": request_id}
 
 
 def _out_of_memory(what, request_id=None):
@@ -153,11 +153,11 @@ def _decode(body):
     try:
         req = mpack.unpackb(body, bin_view=True)
     except ValueError as e:  # not msgpack, or outside the protocol's subset
-        raise service.Refused("bad_request", str(e))
+        raise Refused("bad_request", str(e))
     if not isinstance(req, dict):
-        raise service.Refused("bad_request", "a request is a msgpack map")
-    if not service.is_int(req.get("id")):
-        raise service.Refused("bad_request", "a request needs an int field 'id'")
+        raise Refused("bad_request", "a request is a msgpack map")
+    if not is_int(req.get("id")):
+        raise Refused("bad_request", "a request needs an int field 'id'")
     return req
 
 
@@ -170,15 +170,15 @@ def _handle(svc, body):
         request_id = req["id"]
         cmd = req.get("cmd")
         if not isinstance(cmd, str):
-            raise service.Refused("bad_request", "field 'cmd' is missing or not a str")
+            raise Refused("bad_request", "field 'cmd' is missing or not a str")
         # A table lookup, never getattr: only the listed commands can be reached.
         handler = service.COMMANDS.get(cmd)
         if handler is None:
-            raise service.Refused("unknown_command", "unknown command %r" % cmd[:40])
+            raise Refused("unknown_command", "unknown command %r" % cmd[:40])
         reply = handler(svc, req)
         if isinstance(reply, dict):
             reply["ok"] = True
-    except service.Refused as e:
+    except Refused as e:
         reply = _error(e.code, e.message)
     except MemoryError:
         req = None  # let the collector take back what the request built

@@ -28,3 +28,19 @@ def check_name(name):
 
 def path(name):
     return ROOT + "/" + check_name(name) + SUFFIX
+
+
+def remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass  # already gone: nothing to clean
+
+
+def flash_free():
+    """Bytes free on the store's file system, or None where the port cannot say."""
+    try:
+        st = os.statvfs(ROOT)
+    except (OSError, AttributeError):  # no statvfs on this port: the write will tell
+        return None
+    return st[0] * st[3]

@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import AnneError
 from .protocol import framing, mpack
+from .protocol.decoder import Decoder
 from .protocol.commands import REPEATABLE
 from .transport import LinkError, NoAnswer, SerialTransport, find_board
 
@@ -68,7 +69,7 @@ class Client:
         self.transport = transport
         self.timeout = timeout
         self.vpico = vpico  # the private virtual Pico this client started, if any
-        self.decoder = framing.Decoder()
+        self.decoder = Decoder()
         self.next_id = 1
         self.pending = {}  # id -> (cmd, frame) of requests sent and not answered yet
         self.replies = {}
@@ -129,7 +130,7 @@ class Client:
                             "either; reset the board (unplug it) and retry"
                             % (self.transport.port, " in %.0f s (nor one starting at boot)" % waited
                                if waited else ""))
-        self.decoder = framing.Decoder()
+        self.decoder = Decoder()
         info = self._probe(timeout=_IMPORT_WAIT)  # importing the firmware takes a moment on a board
         if info is None:
             said = [line for line in self.heard.decode(errors="replace").splitlines() if "Error" in line]

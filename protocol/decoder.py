@@ -1,7 +1,7 @@
 """The host's incremental frame reader (PROTOCOL.md, "Reading and resynchronisation").
 
-Reached as ``framing.Decoder`` too. It runs under MicroPython as well, but the board
-reads frames its own way (firmware/server.py), so framing.py does not import it.
+It runs under MicroPython as well (the tests check it there), but the board reads
+frames its own way (firmware/server.py) and never imports it.
 """
 from .framing import HEADER_SIZE, SYNC, TRAILER_SIZE, body_ok, parse_length
 

@@ -73,12 +73,3 @@ def body_ok(header4, body, crc4):
         return False
     return struct.unpack("<I", crc4)[0] == _crc(header4, body)
 
-
-def __getattr__(name):
-    # The host's incremental reader, Decoder, lives in decoder.py: the board reads
-    # frames its own way and never asks for it, so it does not hold its code.
-    if name == "Decoder":
-        from .decoder import Decoder
-
-        return Decoder
-    raise AttributeError("module 'framing' has no attribute '%s'" % name)

@@ -1,7 +1,8 @@
 """Checks of a model file that only listing and uploading need: whether a file is a
 whole model (probe), and whether the board's replies about a model fit a frame
-(replies_problem). Apart from modelfile.py so that a board imports them for the
-request that needs them and forgets them after: on a board, code is heap."""
+(replies_problem). Apart from modelfile.py, which the REPL's anne.load needs
+without them (on a board, code is heap); the server keeps them imported, so that a
+model at the heap's edge cannot leave it unable to list or take an upload."""
 import struct
 from binascii import crc32
 

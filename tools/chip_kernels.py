@@ -15,7 +15,7 @@ and the same 16-64-64-8 weights with tanh, sigmoid, softmax ("-tss"), float32.
 
 For each model and kernel it prints:
   kernel   the kernel's run(src, dst, state) alone (int8 models);
-  layers   anne.engine.layers(), the layer loop the server's infer and batch time ("us");
+  layers   anne.engine.run_steps(), the layer loop the server's infer and batch time ("us");
   forward  Net.forward(x) with x a list of floats, as `anne-host bench` times it;
   f32      Net.forward(x) with x an array('f');
   predict  Net.predict(x), forward plus the list of outputs;
@@ -37,7 +37,7 @@ _BOARD = r"""
 import gc, time
 from array import array
 import anne
-from anne.engine import layers
+from anne.engine import run_steps
 R = %(repeat)d
 ticks, diff = time.ticks_us, time.ticks_diff
 
@@ -79,7 +79,7 @@ for name, kernel in %(jobs)r:
     out = {'model': name, 'kernel': net.kernel, 'loop_us': loop}
     if net.dtype == 'int8':
         out['kernel_us'] = per(st[0], a, a, st[1]) - loop
-    out['layers_us'] = per(layers, st, a, b) - loop
+    out['layers_us'] = per(run_steps, st, a, b) - loop
     out['forward_us'] = per(net.forward, x) - loop
     out['forward_f32_us'] = per(net.forward, array('f', x)) - loop
     out['predict_us'] = per(net.predict, x) - loop

@@ -45,6 +45,7 @@ from pathlib import Path
 from anne_host import model_doc
 from anne_host.client import FILLER, Client
 from anne_host.protocol import commands, framing, mpack
+from anne_host.protocol.decoder import Decoder
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 # Every error code of PROTOCOL.md; "internal" (a firmware bug) is deliberately absent.
@@ -600,8 +601,8 @@ class Wire:
 
     def __init__(self, transport):
         self.transport = transport
-        self.board = framing.Decoder()
-        self.replies = framing.Decoder()
+        self.board = Decoder()
+        self.replies = Decoder()
         self.expected = {}  # frame body -> deque of Expect, for frames not yet found
         self.due = collections.deque()  # Expect of each frame the board has in full
         self.out = []  # bytes not written yet

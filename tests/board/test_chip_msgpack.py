@@ -9,6 +9,7 @@ import time
 import pytest
 
 from anne_host.protocol import framing, mpack
+from anne_host.protocol.decoder import Decoder
 
 DEPTHS = range(1, 41)
 
@@ -25,7 +26,7 @@ def nested_request(request_id, depth, maps=True):
 def exchange(board, body, timeout=30.0):
     """The board's reply, decoded, to one frame holding ``body`` as it is."""
     board.transport.write(framing.encode(body))
-    decoder = framing.Decoder()
+    decoder = Decoder()
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         decoder.feed(board.transport.read())

@@ -11,7 +11,7 @@ where the heap is a Pico's own: on the board tier (tests/board/test_chip_large_m
 import numpy as np
 
 from anne_host import model_doc, quantize, unixport
-from anne_host.client import Client
+from anne_host.client import BoardError, Client
 from anne_host.sim import VirtualPico
 
 from ..large_models import dense_doc as _doc, forward as _forward
@@ -104,3 +104,40 @@ def _held_by(doc):
     # An upper bound of what a small float model holds on the server: its weights, and
     # 6 KB of structures and batch reply buffer.
     return sum(4 * (np.size(l["weights"]) + np.size(l["bias"])) for l in doc["layers"]) + 6000
+
+
+def test_the_largest_model_the_server_takes_leaves_every_command_working(tmp_path):
+    # Found in this run, as the benchmark finds it: the widest 64-h-10 float model that
+    # upload_end accepts. The board must still say hello, list its models, describe and
+    # run the model, and take the next upload: a model once took the room that listing
+    # and verifying an upload need, and the board could no longer list what it held.
+    rng = np.random.default_rng(7)
+    with VirtualPico(tmp_path, heap=unixport.PICO_HEAP) as vp, Client.open(vp.port) as board:
+        free = board.hello()["mem_free"]
+        lo, hi = 16, _hidden(free, 64, 10, 4) + 1  # hi: more weights than the whole free heap
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if board.hello()["model_count"]:
+                board.delete("edge")  # each try from an empty heap, as the benchmark's
+            try:
+                board.upload(model_doc.pack(_doc(rng, [64, mid, 10])), "edge")
+                lo = mid
+            except BoardError as e:
+                assert e.code == "no_memory", e
+                hi = mid
+        # At the edge, whether a model fits depends on how the heap lies, which every
+        # try changes: the largest that fits now, from lo down.
+        while board.hello()["active"] is None:
+            try:
+                board.upload(model_doc.pack(_doc(rng, [64, lo, 10])), "edge")
+            except BoardError as e:
+                assert e.code == "no_memory", e
+                lo -= 1
+        assert lo > _hidden(0.8 * free, 64, 10, 4)  # the edge: its weights take most of the heap
+        assert board.hello()["active"] == "edge"
+        assert [m["name"] for m in board.list_models()] == ["edge"]
+        assert board.model()["layers"][0][2] == lo
+        x = rng.normal(size=(4, 64)).astype(np.float32)
+        assert len(list(board.batch(x, 10))) == 1
+        board.upload(model_doc.pack(_doc(rng, [4, 8, 3])), "small")
+        assert sorted(m["name"] for m in board.list_models()) == ["edge", "small"]

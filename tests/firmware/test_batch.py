@@ -47,6 +47,7 @@ _DECISIONS = """
 import json, struct
 from array import array
 from anne.batch import run_rows
+from anne.engine import run_steps
 from anne.engine import Net
 
 class Rows:
@@ -71,7 +72,7 @@ def check(rows, threshold):
     steps = (Rows(rows), None, None, n_out)  # one layer's step, as Net.__init__ lays them out
     ys, classes, times = bytearray(4 * n_out * len(rows)), bytearray(len(rows)), bytearray(4 * len(rows))
     data = bytes(4 * len(rows))
-    run_rows(steps, data, len(rows), 1, n_out, array('f', [0] * 8), array('f', [0] * 8), ys, classes, times, bits)
+    run_rows(run_steps, steps, data, len(rows), 1, n_out, array('f', [0] * 8), array('f', [0] * 8), ys, classes, times, bits)
     same = bytes(ys) == bytes(array('f', [v for r in rows for v in r]))
     return [list(classes), expected, same]
 

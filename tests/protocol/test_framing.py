@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from anne_host.protocol import framing
+from anne_host.protocol.decoder import Decoder
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MAX = framing.MAX_BODY
@@ -33,7 +34,7 @@ garbage = st.lists(garbage_atoms, max_size=6).map(b"".join)
 
 def decode_all(stream, chunks=None, flush=True):
     """Feed ``stream`` in pieces; return (bodies, decoder)."""
-    dec = framing.Decoder()
+    dec = Decoder()
     out = []
     pos = 0
     for size in chunks or [len(stream)]:
@@ -151,14 +152,14 @@ def test_lying_lengths():
     got, dec = decode_all(b"\xa7\x4e\xff\xff" + frame, flush=False)
     assert got == [b"\x93\x01\x02\x03"] and dec.dropped == 4
     # A plausible length (4096) makes the decoder wait for 4104 bytes ...
-    dec = framing.Decoder()
+    dec = Decoder()
     dec.feed(b"\xa7\x4e\x00\x10" + frame)
     assert dec.frames() == [] and dec.buffered == 4 + len(frame)
     # ... which either arrive (then the CRC fails and the frame behind is found) ...
     dec.feed(frame * 400)
     assert len(dec.frames()) == 401 and dec.dropped == 4
     # ... or never do: flush() after a read timeout gives up on the lying header.
-    dec = framing.Decoder()
+    dec = Decoder()
     dec.feed(b"\xa7\x4e\x00\x10" + frame)
     dec.flush()
     assert dec.frames() == [b"\x93\x01\x02\x03"] and dec.dropped == 4 and dec.buffered == 0
@@ -166,7 +167,7 @@ def test_lying_lengths():
 
 def test_a_frame_fed_byte_by_byte():
     frame = framing.encode(b"\xc0")
-    dec = framing.Decoder()
+    dec = Decoder()
     for i in range(len(frame)):
         dec.feed(frame[i:i + 1])
     assert dec.frames() == [b"\xc0"] and dec.dropped == 0
@@ -179,7 +180,7 @@ def test_a_frame_fed_byte_by_byte():
 def test_decoder_memory_stays_bounded():
     rng = random.Random(3)
     atoms = [b"\xa7\x4e\x00\x10", b"\xa7\x4e\xf0\x0f", b"\xa7", b"\xa7\x4e", b">>> \r\n"]
-    dec = framing.Decoder()
+    dec = Decoder()
     fed = 0
     for _ in range(400):
         chunk = b"".join(rng.choice(atoms) if rng.random() < 0.3 else bytes([rng.randrange(256)])
@@ -212,8 +213,9 @@ MPY_DECODE = r'''
 import sys, json
 from binascii import hexlify
 from anne.protocol import framing, mpack
+from anne.protocol.decoder import Decoder
 stream = sys.stdin.buffer.read()
-dec = framing.Decoder()
+dec = Decoder()
 for i in range(0, len(stream), 61):  # awkward chunk sizes, as serial reads arrive
     dec.feed(stream[i:i + 61])
     for body in dec:

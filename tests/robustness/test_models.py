@@ -198,7 +198,7 @@ def test_a_reset_during_an_upload_leaves_no_temporary_file(tmp_path):
 _ROOM = """
 import gc, json
 import anne
-from anne import service
+from anne import lifecycle
 net = anne.load(%r)
 # Every name bound now (a new global would need heap), and the list made at its full
 # size: a growing list leaves its old storage free, a hole the size of a reply.
@@ -216,7 +216,7 @@ while i < n:  # a while loop: a range would need heap
 gc.collect()
 for step in range(2):
     try:
-        service._reply_room(net.inputs, net.outputs)
+        lifecycle.reply_room(net.inputs, net.outputs)
         seen.append("room")
     except MemoryError:
         seen.append("no room")
