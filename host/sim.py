@@ -28,17 +28,16 @@ import threading
 import tty
 from pathlib import Path
 
-from . import board_files, deploy, unixport
+from . import board_files, unixport
+from .boards import VIRTUAL
 from .errors import AnneError
 
 _compiled = {}  # (architecture, hash of the sources) -> {path in lib: .mpy bytes}
 
-# An RPI_PICO running MicroPython has 2 MB of flash, 1,441,792 bytes of it (352 blocks
-# of 4 KB) for its littlefs file system. The virtual Pico's flash is a folder on a disk
-# far larger, whose free space means nothing for a Pico: the host counts it instead.
-PICO_FLASH_BYTES = 2 * 1024 * 1024
-PICO_FS_BYTES = 1408 * 1024
-FS_BLOCK = 4096
+# The virtual Pico's flash is a folder on a disk far larger, whose free space means
+# nothing for a Pico: the host counts what a Pico's littlefs would have free instead.
+PICO_FS_BYTES = VIRTUAL.fs_bytes
+FS_BLOCK = VIRTUAL.fs_block
 
 
 def pico_flash_free(flash_dir=None, model_sizes=()):
@@ -96,7 +95,7 @@ def _compiled_firmware():
     if key not in _compiled:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "lib"
-            deploy.compile_all(out, arch)
+            board_files.compile_all(out, arch)
             _compiled[key] = {f.relative_to(out).as_posix(): f.read_bytes() for f in out.rglob("*.mpy")}
     return _compiled[key]
 
@@ -112,7 +111,7 @@ def _unix_port_arch():
     except (OSError, ValueError, IndexError, subprocess.SubprocessError):
         return None
     arch = value >> 10
-    return deploy.ARCHES[arch] if arch < len(deploy.ARCHES) else None
+    return board_files.arch_name(arch)
 
 
 def _have_mpy_cross():

@@ -6,9 +6,8 @@ A virtual Pico is reached the same way, through the path of its pseudo-terminal.
 import os
 import time
 
+from .boards import USB_VENDORS
 from .errors import AnneError
-
-RPI_VID = 0x2E8A  # Raspberry Pi's USB vendor id (Pico: PID 0x0005 under MicroPython)
 
 
 class LinkError(AnneError):
@@ -31,7 +30,7 @@ def list_ports():
     port named in $ANNE_EXTRA_PORTS (counted as boards)."""
     from serial.tools import list_ports as lp
 
-    found = [(p.device, p.description or "", p.vid == RPI_VID) for p in sorted(lp.comports())]
+    found = [(p.device, p.description or "", p.vid in USB_VENDORS) for p in sorted(lp.comports())]
     listed = {dev for dev, _, _ in found}
     extra = dict.fromkeys(dev.strip() for dev in os.environ.get(EXTRA_PORTS, "").split(os.pathsep))
     return found + [(dev, "named in $%s" % EXTRA_PORTS, True) for dev in extra if dev and dev not in listed]

@@ -10,9 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Free GC heap on an RP2040 Pico after boot is about 241,000 bytes (heap 245,888,
-# MicroPython 1.28); the virtual Pico gets the same heap. ANNE_HEAP overrides it.
-PICO_HEAP = 245888
+from .boards import VIRTUAL
+
+# The virtual Pico gets a Pico's heap (boards.py); ANNE_HEAP overrides it.
+PICO_HEAP = VIRTUAL.heap
 
 
 class UnixPortError(Exception):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import PICKLES, need
-from .common import Act, Affine, Dense, ExportError, document
+from .common import Affine, Dense, ExportError, document
 
 # MLP activation names (sklearn's ACTIVATIONS) -> ANNE activation names.
 _ACTIVATIONS = {"identity": "linear", "relu": "relu", "tanh": "tanh", "logistic": "sigmoid",

@@ -38,6 +38,7 @@ class Terminal:
                                      start_new_session=True)
         os.close(slave)
         self.seen = b""
+        self.cursor = 0  # where the last expect's match ended
 
     def type(self, keys):
         # Keys reach the program as typed once it has put the terminal in raw mode
@@ -48,8 +49,9 @@ class Terminal:
         os.write(self.master, keys)
 
     def expect(self, text, timeout=20):
-        """Read until ``text`` shows; what was shown since the last expect."""
-        start, end = len(self.seen), time.monotonic() + timeout
+        """Read until ``text`` shows after the last match; what was shown up to its end.
+        (Output read past a match is kept for the next expect, not lost.)"""
+        start, end = self.cursor, time.monotonic() + timeout
         while text not in self.seen[start:]:
             if time.monotonic() > end:
                 raise AssertionError("no %r on the terminal; it shows %r" % (text, self.seen[-400:]))
@@ -58,7 +60,8 @@ class Terminal:
                     self.seen += os.read(self.master, 4096)
                 except OSError:  # the program ended
                     pass
-        return self.seen[start:]
+        self.cursor = self.seen.index(text, start) + len(text)
+        return self.seen[start:self.cursor]
 
     def close(self, timeout=20):
         code = self.proc.wait(timeout)
@@ -82,7 +85,7 @@ def test_after_each_host_command_mpremote_and_a_ctrl_c_reach_the_repl(pico):
         term = Terminal([str(BIN / "mpremote"), "connect", pico.port, "repl"])
         term.expect(b"Use Ctrl-] or Ctrl-x to exit this shell")
         term.type(b"\x03")
-        assert b"ANNE server stopped" in term.expect(b">>> ")
+        assert b"ANNE server stopped" in term.expect(b"\n>>> ")
         term.type(b"print(6 * 7)\r")
         assert b"print(6 * 7)" in term.expect(b"42")
         term.type(b"\x1d")
@@ -102,14 +105,15 @@ def test_deploy_twice_and_after_deploy_boot(tmp_path):
 def test_anne_host_repl_stops_the_server_and_opens_the_repl(pico):
     assert anne_host("--port", pico.port, "upload", str(MODELS / "iris6.json")).returncode == 0
     term = Terminal([str(BIN / "anne-host"), "--port", pico.port, "repl"])
-    assert b"Ctrl-] or Ctrl-X leaves" in term.expect(b">>> ")
+    assert b"Ctrl-] or Ctrl-X leaves" in term.expect(b"\n>>> ")
     term.type(b"anne.models()\r")
     term.expect(b"['iris6']")
     term.type(b"net = anne.load('iris6')\r")
     term.type(b"print('->', net.predict_class([5.9, 3.0, 5.1, 1.8]))\r")
     term.expect(b"-> virginica")
+    term.expect(b"\n>>> ")  # the prompt after it, so that what follows is the next line's answer
     term.type(b"anne.load('nothere')\r")
-    said = term.expect(b">>> ")
+    said = term.expect(b"\n>>> ")
     assert b"no model 'nothere' on the board; stored: iris6" in said
     term.type(b"\x1d")
     assert term.close() == 0
@@ -121,7 +125,7 @@ def test_anne_host_repl_on_sim_reaches_the_virtual_pico_of_the_other_commands(tm
     env = dict(os.environ, ANNE_SIM_DIR=str(tmp_path))
     assert anne_host("--port", "sim", "upload", str(MODELS / "iris3.json"), env=env).returncode == 0
     term = Terminal([str(BIN / "anne-host"), "--port", "sim", "repl"], env=env)
-    assert b"stops the virtual Pico" in term.expect(b">>> ")
+    assert b"stops the virtual Pico" in term.expect(b"\n>>> ")
     term.type(b"anne.models()\r")
     term.expect(b"['iris3']")
     term.type(b"\x18")  # Ctrl-X leaves too

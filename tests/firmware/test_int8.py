@@ -547,7 +547,7 @@ def test_output_floats_are_the_float32_products(run_mpy):
 
 
 def test_profile_times_every_layer_of_an_int8_model(run_mpy, tmp_path):
-    # Summed over 300 profiles (a layer takes about a microsecond on this host):
+    # Summed over 5 x 60 profiles (a layer takes about a microsecond on this host):
     # every layer gets time, the layers add up to about a whole inference, and the
     # model still computes the same outputs afterwards.
     rng = np.random.default_rng(42)
@@ -555,13 +555,17 @@ def test_profile_times_every_layer_of_an_int8_model(run_mpy, tmp_path):
     (tmp_path / "m.anne").write_bytes(_blob(layers, _input_quant(rng)))
     out = run_mpy.json(
         "import json, time\nimport anne\nnet = anne.load(%r)\nx = [0.1 * i - 3 for i in range(64)]\n"
-        "before = list(net.predict(x))\nlayers = [0] * len(net.layers)\n"
-        "for _ in range(300):\n for i, us in enumerate(net.profile(x)):\n  layers[i] += us\n"
-        "t0 = time.ticks_us()\nfor _ in range(300):\n net.forward(x)\n"
-        "whole = time.ticks_diff(time.ticks_us(), t0)\n"
-        "print(json.dumps([net.kernel, layers, whole, before == net.predict(x)]))"
+        "before = list(net.predict(x))\nlayers = [0] * len(net.layers)\nsums, wholes = [], []\n"
+        "for _ in range(5):\n"
+        " part = [0] * len(net.layers)\n"
+        " for _ in range(60):\n  for i, us in enumerate(net.profile(x)):\n   part[i] += us\n"
+        " t0 = time.ticks_us()\n for _ in range(60):\n  net.forward(x)\n"
+        " wholes.append(time.ticks_diff(time.ticks_us(), t0))\n"
+        " sums.append(sum(part))\n layers = [a + b for a, b in zip(layers, part)]\n"
+        "print(json.dumps([net.kernel, layers, min(sums), min(wholes), before == net.predict(x)]))"
         % str(tmp_path / "m.anne"))
-    kernel, times, whole, same = out
+    kernel, times, layers_sum, whole, same = out
     assert kernel == "int8" and len(times) == 4 and same
     assert all(t > 0 for t in times), times
-    assert 0.5 * whole < sum(times) < 2 * whole, (times, whole)
+    # The quickest of five rounds of each: a round the OS interrupted does not decide.
+    assert 0.5 * whole < layers_sum < 2 * whole, (times, layers_sum, whole)
