@@ -22,7 +22,6 @@ UPLOAD_FILE = store.ROOT + "/.upload"
 _ACTIVE_TMP = store.ROOT + "/.active"
 _FLASH_SPARE = const(4096)  # flash left free beyond an upload, for the store's own writes
 BATCH_KEYS = const(48)  # a batch reply's keys, headers and id, at most
-_DECODE_ROOM = const(512)  # heap a request takes while it is decoded and handled, beyond its reply
 # Heap left free beside a loaded model, for the requests that build objects while
 # they are handled: an upload's verification (its metadata decoded, its weights
 # checked 64 at a time), a list page, hello. Less, and a model at the heap's edge
@@ -293,12 +292,6 @@ class Active:
             gc.collect()
             return False
         return True
-
-    def restore(self, previous):
-        """Load ``previous`` back after a request dropped it and then failed; says so
-        in load_error when it no longer fits."""
-        if self.net is None and not self._restore(previous):
-            self.load_error = "model %s could not be loaded back after a failed request" % previous
 
     def check_fits(self, name, need):
         # Refused at once: a model whose weights exceed the heap even without the active model.

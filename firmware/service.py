@@ -134,27 +134,17 @@ class Service:
             raise Refused("bad_request", "field 'activate' must be true or false")
         up = self._open_upload()
         self._close_upload()
-        dropped = None  # the active model, when verifying needed its heap
         try:
             if up.received != up.size:
                 raise Refused("incomplete", "received %d of %d bytes" % (up.received, up.size))
-            try:
-                need, stored = lifecycle.verify(UPLOAD_FILE, up.name)
-            except MemoryError:
-                # Verifying takes heap for a moment, which a model at the heap's edge
-                # leaves too little of: verified without it, loaded back if it stays.
-                dropped = self.active.drop()
-                if dropped is None:
-                    raise
-                need, stored = lifecycle.verify(UPLOAD_FILE, up.name)
+            need, stored = lifecycle.verify(UPLOAD_FILE, up.name)
             if stored != up.checksum:
                 raise Refused("bad_checksum", "model checksum %08x, announced %08x"
                               % (stored, up.checksum))
             self.active.check_fits(up.name, need)
             # The stored file of the active model is the active model: replacing it activates.
-            if activate or up.name in (self.active.name, dropped):
+            if activate or self.active.name == up.name:
                 self.active.activate(up.name, UPLOAD_FILE)
-                dropped = None
             else:
                 try:  # atomic: the old file or the new, never half
                     os.rename(UPLOAD_FILE, store.path(up.name))
@@ -162,8 +152,6 @@ class Service:
                     raise flash_error(e)
         finally:
             store.remove(UPLOAD_FILE)
-            if dropped:
-                self.active.restore(dropped)
         return {"name": up.name, "checksum": up.checksum}
 
     def _close_upload(self):

