@@ -263,7 +263,7 @@ _NO_ALLOCATION = """
 import gc
 from array import array
 import anne
-from anne.engine import layers
+from anne.engine import run_steps
 net = anne.load('f/%s.anne')
 n = net.inputs
 xs = [float(i %% 5) - 2.1 for i in range(n)]
@@ -275,7 +275,7 @@ def loop(k):
     for _ in range(k):
         for x in rows:
             net.forward(x)
-        layers(net._steps, net._a, net._b)
+        run_steps(net._steps, net._a, net._b)
         net.run_batch(data, 1, y, c, t)
 loop(2)
 gc.collect()

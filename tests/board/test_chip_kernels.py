@@ -178,7 +178,7 @@ _NO_ALLOCATION = """
 import gc
 from array import array
 import anne
-from anne.engine import layers
+from anne.engine import run_steps
 for kernel in (None, 'int8'):
     net = anne.load('k/%s.anne', kernel)
     run, state = net._steps[0], net._steps[1]
@@ -191,7 +191,7 @@ for kernel in (None, 'int8'):
     def loop(n):
         for _ in range(n):
             run(src, dst, state)
-            layers(steps, net._a, net._b)
+            run_steps(steps, net._a, net._b)
             net.forward(x)
     loop(2)
     gc.collect()
