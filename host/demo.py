@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import board_files, csvdata, evaluate, model_doc, present, report
+from . import board_files, csvdata, demo_datasets, evaluate, model_doc, present, report
 from .csvdata import Samples
 from .errors import AnneError
 
@@ -44,23 +44,26 @@ def load_samples(files, model):
                    columns=parts[0].columns, label_column=parts[0].label_column, chosen=parts[0].chosen)
 
 
-def model_names():
+def model_names(with_datasets=False):
     """The names the demo stores its models under (replacing models of those names)."""
-    return [name for case in CASES for name in (case.name, case.name + "_int8")]
+    names = [name for case in CASES for name in (case.name, case.name + "_int8")]
+    return names + (demo_datasets.model_names() if with_datasets else [])
 
 
-def run(board, progress=None):
+def run(board, progress=None, with_datasets=False):
     """Upload and evaluate every case, as float32 and as int8 (models/NAME_int8.json);
-    returns [(case, {"float32": (test run, full run), "int8": (test run, full run)})].
-    The model active before is made active again at the end, also when the demo fails."""
+    returns ([(case, {"float32": (test run, full run), "int8": (test run, full run)})],
+    [demo_datasets entry] or [] without ``with_datasets``). The model active before is made
+    active again at the end, also when the demo fails."""
     before = board.hello().get("active")
     try:
         results = _run_cases(board, progress)
+        more = demo_datasets.run(board, progress) if with_datasets else []
     except BaseException:
         _restore(board, before, quiet=True)
         raise
     _restore(board, before)
-    return results
+    return results, more
 
 
 def _restore(board, name, quiet=False):
@@ -101,16 +104,20 @@ def reports(board, as_json, plot_dir=None):
     ``as_json``); confusion matrices go into ``plot_dir`` if given. Returns an entry
     per case for summary()."""
     before = board.info.get("active")
+    skipped = demo_datasets.available()
+    if skipped:
+        print("the demo runs the IRIS nets only: %s" % skipped, file=sys.stderr)
     # The demo's uploads change what the board holds: said before, undone after.
     print("the demo stores %s on %s (replacing models of those names) and makes each active in "
-          "turn; %s" % (", ".join(model_names()),
+          "turn; %s" % (", ".join(model_names(not skipped)),
                         "the virtual Pico" if evaluate.is_virtual(board.info) else board.transport.port,
                         "%s is made active again at the end" % before if before
                         else "no model was active before, so the last one stays active"), file=sys.stderr)
     if not as_json:
         print("%s, %d bytes of heap free with the server started\n"
               % (present.board_line(board.info), board.info["mem_free"]))
-    return [_entry(case, runs, as_json, plot_dir) for case, runs in run(board)]
+    results, more = run(board, with_datasets=not skipped)
+    return [_entry(case, runs, as_json, plot_dir) for case, runs in results] + more
 
 
 def _entry(case, runs, as_json, plot_dir):
@@ -133,6 +140,8 @@ def summary(entries, as_json):
     if as_json:
         print(json.dumps(entries, indent=1))
         return
+    more = [d for d in entries if "dataset" in d]  # demo_datasets' entries
+    entries = [d for d in entries if "dataset" not in d]
     print("summary (computed from the board's answers)")
     row = "  %-6s %-22s %-22s %-24s %s"
     print(row % ("model", "held-out accuracy", "all rows", "int8: held-out, all", "paper reports"))
@@ -143,3 +152,5 @@ def summary(entries, as_json):
     print("\nint8 decisions agree with float32 on: %s" % ", ".join(
         "%s %d/%d rows" % (d["model"], d["int8_agreement"]["decisions_agree"], d["int8_agreement"]["rows"])
         for d in entries))
+    if more:
+        print("\n" + demo_datasets.table(more))
