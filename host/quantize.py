@@ -222,6 +222,7 @@ def quantize(doc, x, calibration=None, name=None):
     s_prev = math.ldexp(1.0, sh_in) / m_in
     _, z_prev = _asymmetric(lo, hi, scale=s_prev)
     input_quant = {"scale": _shown(s_prev), "zero_point": z_prev, "multiplier": m_in, "shift": sh_in}
+    _note_flat_inputs(doc, x, input_quant, notes)
 
     out_layers = []
     for i, (layer, (pre, post)) in enumerate(zip(layers, trace)):
@@ -253,6 +254,22 @@ def quantize(doc, x, calibration=None, name=None):
     out["layers"] = out_layers
     model_doc.to_layers(out, "the quantized model")  # the exporter's own output must validate
     return out
+
+
+def _note_flat_inputs(doc, x, iq, notes):
+    # One scale serves every input, set by the widest: an input of a much narrower range
+    # takes a level or two, and what it says is lost before the first layer. Said at
+    # export, where the user can still standardise the inputs or keep the model float.
+    q = quantize_input(x, iq["zero_point"], iq["multiplier"], iq["shift"])
+    names = doc.get("features") or ["input %d" % i for i in range(x.shape[1])]
+    flat = [names[i] for i in range(x.shape[1])
+            if len(np.unique(q[:, i])) <= 2 < len(np.unique(x[:, i]))]
+    if flat:
+        notes.append("%d of %d inputs take at most two int8 levels over the calibration rows "
+                     "(%s): the one input scale, %.3g, is set by the widest input, and int8 loses "
+                     "what these say; standardise the inputs before the model, or keep it float"
+                     % (len(flat), x.shape[1], ", ".join(flat[:6]) + (", ..." if len(flat) > 6 else ""),
+                        iq["scale"]))
 
 
 def _dense(layer, pre, post, s_in, where, notes):

@@ -31,15 +31,18 @@ def vboard(pico):
         yield client
 
 
-@pytest.fixture(scope="module")
-def held_out(tmp_path_factory):
-    """data set -> its held-out rows as a CSV file, written by anne_host.datasets."""
-    folder = tmp_path_factory.mktemp("datasets")
+def write_held_out(folder):
+    """data set -> its held-out rows as a CSV file in ``folder``, written by anne_host.datasets."""
     files = {}
     for name in datasets.names():
         files[name] = folder / (name + "_test.csv")
         datasets.write_csv(name, files[name])
     return files
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    return write_held_out(tmp_path_factory.mktemp("datasets"))
 
 
 def board_eval(board, doc, csv_path):

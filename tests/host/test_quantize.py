@@ -542,3 +542,18 @@ def test_export_int8_from_keras(keras, tmp_path, capsys):
     assert qdoc["name"] == "k_int8" and qdoc["labels"] == ["setosa", "versicolor", "virginica"]
     x = _rows("iris3_test", qdoc)
     np.testing.assert_allclose(quantize.run_int8(qdoc, x)[1], model.predict(x, verbose=0), atol=0.03)
+
+
+def test_inputs_that_one_scale_flattens_are_named_at_export():
+    # Two inputs, one a thousand times the other's range: with one input scale the narrow
+    # one takes a single level, and the export says so, by name; inputs of one range do not.
+    doc = model_doc.build({"name": "two", "inputs": 2, "features": ["area", "smoothness"]},
+                          [_dense([[1.0, 1.0]], [0.0])])
+    rng = np.random.default_rng(3)
+    wide = np.column_stack([rng.uniform(300, 2500, 200), rng.uniform(0.05, 0.16, 200)])
+    notes = quantize.quantize(doc, wide)["source"]["quantized"]["notes"]
+    flat = [n for n in notes if "int8 levels" in n]
+    assert len(flat) == 1 and "1 of 2 inputs" in flat[0] and "(smoothness)" in flat[0], notes
+    alike = np.column_stack([rng.uniform(300, 2500, 200), rng.uniform(100, 2000, 200)])
+    assert not [n for n in quantize.quantize(doc, alike)["source"]["quantized"]["notes"]
+                if "int8 levels" in n]
