@@ -199,7 +199,7 @@ class Net:
             for k, layer in enumerate(self.layers):
                 t0 = time.ticks_us()
                 if k == 0:
-                    q = [int8.quantize_input(buf[i], quant) for i in range(self.inputs)]
+                    q = int8.quantize_inputs(buf[:self.inputs], quant)
                 q = int8.reference_layer(q, z, layer)
                 if k == n - 1:
                     int8.dequantize(q, layer)

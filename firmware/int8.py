@@ -67,9 +67,9 @@ def _clamp(v, lo=-128, hi=127):
     return lo if v < lo else (hi if v > hi else v)
 
 
-def quantize_input(x, input_quant):
-    """The spec's input rule for one float: the int8 q."""
-    _, z, m, sh = input_quant
+def quantize_input(x, z, m, sh):
+    """The spec's input rule for one float, with the input's zero point, multiplier
+    and shift: the int8 q."""
     bits = _float32_bits(x)
     e = (bits >> 23) & 255
     frac = bits & 0x7FFFFF
@@ -91,6 +91,14 @@ def quantize_input(x, input_quant):
     return _clamp(z - r if neg else z + r)
 
 
+def quantize_inputs(x, input_quant):
+    """The int8 q of every float in ``x``, each by its input's rule (modelfile.input_rule:
+    not imported, as the host imports this module where the protocol is not its sibling)."""
+    _, z, rules = input_quant
+    step = 2 if len(rules) > 2 else 0
+    return [quantize_input(x[i], z, rules[step * i], rules[step * i + 1] - 149) for i in range(len(x))]
+
+
 def _requantize(acc, m, s, req_zp, lo, hi):
     y = (acc * m + (1 << (s - 1))) >> s  # floor: Python's >> rounds down
     return _clamp(req_zp + y, lo, hi)
@@ -107,7 +115,7 @@ def reference(x, meta, layers):
     """The int8 outputs q of the last layer for the float inputs ``x``, computed
     as MODEL_FORMAT.md says, in plain Python integers (CPython or MicroPython).
     Needs the layers as loaded: not after prepare(), which converts them."""
-    q = [quantize_input(v, meta["input_quant"]) for v in x]
+    q = quantize_inputs(x, meta["input_quant"])
     z = meta["input_quant"][1]
     for layer in layers:
         q = reference_layer(q, z, layer)
@@ -215,7 +223,7 @@ def prepare(meta, layers):
     second prepare() of the same layers converts nothing again). Allocates the
     two activation byte buffers, one word per input for the dense layers'
     operand, and a few words of parameters per layer and for the output."""
-    _, z_in, m_in, sh_in = meta["input_quant"]
+    _, z_in, rules = meta["input_quant"]
     width = convert(layers)
     steps = []
     z = z_in
@@ -233,8 +241,8 @@ def prepare(meta, layers):
     last = layers[-1]
     out = array("i", (_float32_bits(last.quant[0]), last.quant[1]))  # for _dequantize
     return (bytearray(width), bytearray(width), array("i", range(width)),
-            array("i", (layers[0].inputs, z_in, m_in, sh_in)), tuple(steps), out,
-            last.units, array("i", (0, len(layers))))
+            array("i", (layers[0].inputs, z_in, 2 if len(rules) > 2 else 0)), tuple(steps), out,
+            last.units, array("i", (0, len(layers))), rules)
 
 
 def span(state, first, last):
@@ -250,7 +258,7 @@ def span(state, first, last):
 
 
 @micropython.viper
-def _quantize(src, dst, params):
+def _quantize(src, dst, params, rules):
     # The spec's input rule on float32 bits (no float object is made):
     # r = floor(|x| * m / 2^sh + 1/2), q = clamp(z +- r); inf saturates, NaN is z.
     x = ptr32(src)
@@ -260,10 +268,14 @@ def _quantize(src, dst, params):
     sign = one << 31
     n = prm[0]
     z = (prm[1] ^ sign) - sign  # signed: ptr32 loads zero-extend on the host
-    m = prm[2]  # 2^14 <= m < 2^15 (the loader checks)
-    sh = (prm[3] ^ sign) - sign
+    rule = ptr16(rules)  # per input (or one for all: step 0): m, then sh + RULE_BIAS
+    step = prm[2]
+    at = 0
     i = 0
     while i < n:
+        m = rule[at]  # 2^14 <= m < 2^15 (the loader checks)
+        sh = rule[at + 1] - 149  # modelfile.RULE_BIAS
+        at += step
         bits = x[i]
         e = (bits >> 23) & 255
         frac = bits & 0x7FFFFF
@@ -536,7 +548,7 @@ def run(src, dst, state):
     first = part[0]
     last = part[1]
     if first == 0:
-        _quantize(src, a, state[3])
+        _quantize(src, a, state[3], state[8])
     i = 0
     while i < last:
         step = steps[i]

@@ -31,8 +31,8 @@ from . import int8
 # Header words (byte offsets for ldr).
 _H_N_IN = const(0)
 _H_Z_IN = const(4)
-_H_M_IN = const(8)
-_H_SH_IN = const(12)
+_H_RULES = const(8)  # the input rules: per input, halfwords m and sh + modelfile.RULE_BIAS
+_H_RULE_STEP = const(12)  # bytes from one input's rule to the next: 4, or 0 (one for all)
 _H_QBUF = const(16)  # the first layer's input buffer
 _H_FIRST = const(20)  # layers first..last-1 run (span)
 _H_LAST = const(24)
@@ -43,6 +43,7 @@ _H_OUT_ZP = const(40)
 _H_N_OUT = const(44)
 _H_DST = const(48)  # per call: the output floats
 _H_LEFT = const(52)  # per call: a loop's count
+_H_RULE_AT = const(56)  # per call: the next input's rule
 _HEADER = const(64)
 # Record words (byte offsets).
 _R_KIND = const(0)
@@ -75,7 +76,7 @@ _REC = const(96)
 def prepare(meta, layers):
     """The program run() needs: one array('i'). Converts the layers' weights as
     int8.prepare does; allocates nothing else."""
-    _, z_in, m_in, sh_in = meta["input_quant"]
+    _, z_in, rules = meta["input_quant"]
     width = int8.convert(layers, True)
     for layer in layers:
         if layer.kind == "dense" and not getattr(layer, "int8_pairs", False):
@@ -112,7 +113,8 @@ def prepare(meta, layers):
             cur = 1 - cur
         z = out_zp
     last = layers[-1]
-    _put(prog, 0, (layers[0].inputs, z_in, m_in, sh_in, bufs[0], 0, n, n, bufs[cur],
+    _put(prog, 0, (layers[0].inputs, z_in, int8._address(rules), 4 if len(rules) > 2 else 0,
+                   bufs[0], 0, n, n, bufs[cur],
                    int8._float32_bits(last.quant[0]), last.quant[1], last.units))
     return prog
 
@@ -163,6 +165,8 @@ def run(r0, r1, r2):
     ldr(r1, [r7, _H_QBUF])
     ldr(r2, [r7, _H_N_IN])
     str(r2, [r7, _H_LEFT])
+    ldr(r2, [r7, _H_RULES])
+    str(r2, [r7, _H_RULE_AT])
     label(q_next)
     ldr(r3, [r0, 0])
     add(r0, 4)
@@ -184,15 +188,16 @@ def run(r0, r1, r2):
     lsl(r6, r6, 23)
     orr(r5, r6)  # mant
     label(q_scaled)
-    ldr(r6, [r7, _H_SH_IN])
-    add(r6, 149)
+    ldr(r6, [r7, _H_RULE_AT])
+    ldrh(r6, [r6, 2])  # sh + 149
     sub(r6, r6, r4)  # k = sh + 149 - e: |x| m / 2^sh = mant * m / 2^(k+1)
     cmp(r6, 8)
     blt(q_big)
     cmp(r6, 39)
     bge(q_zero)
     sub(r6, 8)
-    ldr(r4, [r7, _H_M_IN])
+    ldr(r4, [r7, _H_RULE_AT])
+    ldrh(r4, [r4, 0])  # m
     lsr(r2, r5, 8)
     mul(r2, r4)
     lsl(r5, r5, 24)
@@ -235,6 +240,10 @@ def run(r0, r1, r2):
     label(q_ge)
     strb(r6, [r1, 0])
     add(r1, 1)
+    ldr(r2, [r7, _H_RULE_AT])
+    ldr(r4, [r7, _H_RULE_STEP])
+    add(r2, r2, r4)
+    str(r2, [r7, _H_RULE_AT])
     ldr(r2, [r7, _H_LEFT])
     sub(r2, 1)
     str(r2, [r7, _H_LEFT])

@@ -115,7 +115,7 @@ def to_layers(doc, where="model"):
     if not isinstance(width, int) or isinstance(width, bool) or width < 1:
         raise ModelDocError("%s: \"inputs\" must be a positive whole number" % where)
     if dtype == "int8":
-        _input_quant(doc.get("input_quant"), where)
+        _input_quant(doc.get("input_quant"), width, where)
     layers = []
     for i, entry in enumerate(doc.get("layers") or []):
         layer = _layer(entry, width, "%s: layer %d" % (where, i), dtype)
@@ -218,14 +218,19 @@ def _ints(values, n, lo, hi, where, row=None):
     return list(flat)
 
 
-def _input_quant(spec, where):
+def _input_quant(spec, inputs, where):
+    # multiplier and shift: one whole number for every input, or a list of one per input.
     where += ": \"input_quant\""
     if not isinstance(spec, dict):
         raise ModelDocError("%s must be an object with scale, zero_point, multiplier and shift "
                             "(an int8 model needs it)" % where)
-    return (_scale(spec, "scale", where), _whole(spec, "zero_point", -128, 127, where),
-            _whole(spec, "multiplier", 1 << 14, (1 << 15) - 1, where),
-            _whole(spec, "shift", -128, 127, where))
+    rule = []
+    for key, lo, hi in (("multiplier", 1 << 14, (1 << 15) - 1), ("shift", -128, 127)):
+        if isinstance(spec.get(key), list):
+            rule.append(_ints(spec[key], inputs, lo, hi, "%s %s" % (where, key)))
+        else:
+            rule.append(_whole(spec, key, lo, hi, where))
+    return (_scale(spec, "scale", where), _whole(spec, "zero_point", -128, 127, where)) + tuple(rule)
 
 
 def _int8_layer(layer, spec, where):
@@ -278,7 +283,7 @@ def pack(doc, where="model"):
     if problem:
         raise ModelDocError("%s: %s" % (where, problem))
     if is_int8(doc):
-        return modelfile.pack(meta(doc), layers, _input_quant(doc["input_quant"], where))
+        return modelfile.pack(meta(doc), layers, _input_quant(doc["input_quant"], doc["inputs"], where))
     return modelfile.pack(meta(doc), layers)
 
 

@@ -4,9 +4,10 @@ the int8 arithmetic (protocol/MODEL_FORMAT.md, "Int8 models").
 The scheme is TensorFlow Lite's full-integer one:
 
 * weights: int8, symmetric, one scale per output unit (``max|w_row| / 127``);
-* activations (the input and every layer's output): int8, asymmetric, one scale
-  and zero point per tensor from the calibration data's min/max, widened to
-  include 0 so that 0 is exactly representable;
+* activations (every layer's output): int8, asymmetric, one scale and zero point
+  per tensor from the calibration data's min/max, widened to include 0 so that 0
+  is exactly representable; the inputs alike, but with a scale per input where
+  their ranges differ by more than a factor 2 (``_input``), which TFLite has not;
 * bias: int32 in the accumulator's scale ``s_in * s_w[j]``;
 * requantization: ``acc * s_in * s_w[j] / s_out`` as ``M / 2^S`` per unit, with
   ``2^14 <= M < 2^15`` and ``S`` in 17..46.
@@ -25,6 +26,7 @@ exactly as the spec defines them: the board's kernel must give the same bits.
 ``run_float`` computes a float document's outputs with the board's activations.
 """
 
+import copy
 import math
 
 import numpy as np
@@ -214,15 +216,7 @@ def quantize(doc, x, calibration=None, name=None):
     notes = []
     trace = _trace(layers, x)
 
-    # The input: the scale the rule really applies is 2^sh / m (within 2^-15 of the
-    # calibrated one); everything downstream uses that one.
-    lo, hi = _range(x)
-    scale, _ = _asymmetric(lo, hi)
-    m_in, sh_in = input_rule(scale)
-    s_prev = math.ldexp(1.0, sh_in) / m_in
-    _, z_prev = _asymmetric(lo, hi, scale=s_prev)
-    input_quant = {"scale": _shown(s_prev), "zero_point": z_prev, "multiplier": m_in, "shift": sh_in}
-    _note_flat_inputs(doc, x, input_quant, notes)
+    input_quant, s_prev, z_prev, first = _input(layers, x)
 
     out_layers = []
     for i, (layer, (pre, post)) in enumerate(zip(layers, trace)):
@@ -232,7 +226,7 @@ def quantize(doc, x, calibration=None, name=None):
             entry["units"] = layer.units
         entry["activation"] = doc["layers"][i].get("activation", "linear")
         if layer.kind == "dense":
-            quant, s_prev, z_prev = _dense(layer, pre, post, s_prev, where, notes)
+            quant, s_prev, z_prev = _dense(first if i == 0 else layer, pre, post, s_prev, where, notes)
         else:
             quant, s_prev, z_prev = _table_layer(layer, post, s_prev, z_prev)
         quant["out_scale"] = _shown(quant["out_scale"])
@@ -256,20 +250,45 @@ def quantize(doc, x, calibration=None, name=None):
     return out
 
 
-def _note_flat_inputs(doc, x, iq, notes):
-    # One scale serves every input, set by the widest: an input of a much narrower range
-    # takes a level or two, and what it says is lost before the first layer. Said at
-    # export, where the user can still standardise the inputs or keep the model float.
-    q = quantize_input(x, iq["zero_point"], iq["multiplier"], iq["shift"])
-    names = doc.get("features") or ["input %d" % i for i in range(x.shape[1])]
-    flat = [names[i] for i in range(x.shape[1])
-            if len(np.unique(q[:, i])) <= 2 < len(np.unique(x[:, i]))]
-    if flat:
-        notes.append("%d of %d inputs take at most two int8 levels over the calibration rows "
-                     "(%s): the one input scale, %.3g, is set by the widest input, and int8 loses "
-                     "what these say; standardise the inputs before the model, or keep it float"
-                     % (len(flat), x.shape[1], ", ".join(flat[:6]) + (", ..." if len(flat) > 6 else ""),
-                        iq["scale"]))
+def _input(layers, x):
+    """(input_quant, the first layer's input scale and zero point, the first layer as
+    quantized). Each input has a rule of its own where the first layer is dense: input i
+    is read in a scale proportional to its largest calibration magnitude d_i (rounded up
+    to the widest input's over a power of two), so that raw inputs of very different
+    ranges (a cell's area and its smoothness) each take the int8 range, and the first
+    layer's weights take the factor back (column i times s_i / s, s the common input
+    scale): the layer computes the same sums. Before any other layer, every input has
+    one rule."""
+    spans = np.ones(x.shape[1])
+    if layers[0].kind == "dense":
+        finite = np.where(np.isfinite(x), np.abs(x), 0.0).max(axis=0)
+        widest = finite.max()
+        if widest > 0:
+            # In powers of two below the widest input: an input within a factor 2 of it
+            # keeps its rule (inputs of one range share one, as TFLite's one input scale
+            # has it), and none is read more than twice as finely as its own range asks,
+            # which leaves room for fresh rows beyond the calibration's.
+            k = np.floor(np.log2(widest / np.where(finite > 0, finite, widest)))
+            if k.any():  # else one rule, computed as for any layer's input
+                spans = widest / 2.0 ** np.minimum(k, 60)
+    lo, hi = _range(x / spans)
+    scale, _ = _asymmetric(lo, hi)
+    rules = [input_rule(scale * d) for d in spans]
+    # the scale each rule really applies, 2^sh / m (within 2^-15 of the calibrated one):
+    # everything downstream uses these
+    real = np.array([math.ldexp(1.0, sh) / m for m, sh in rules])
+    s_in = float(real[0] / spans[0])
+    _, z_in = _asymmetric(lo, hi, scale=s_in)
+    first = layers[0]
+    if first.kind == "dense":
+        first = copy.copy(first)
+        w = np.asarray(first.weights, np.float64).reshape(first.units, first.inputs)
+        first.weights = (w * (real / s_in)[None, :]).ravel()
+    ms, shs = [m for m, _ in rules], [sh for _, sh in rules]
+    if len(set(rules)) == 1:
+        ms, shs = ms[0], shs[0]
+    return ({"scale": _shown(s_in), "zero_point": z_in, "multiplier": ms, "shift": shs},
+            s_in, z_in, first)
 
 
 def _dense(layer, pre, post, s_in, where, notes):
@@ -398,7 +417,7 @@ def run_int8(doc, x):
     layers = model_doc.to_layers(doc)
     iq = doc["input_quant"]
     x = _rows(x, layers[0].inputs, "the input")
-    q = quantize_input(x, iq["zero_point"], iq["multiplier"], iq["shift"])
+    q = quantize_input(x, iq["zero_point"], np.asarray(iq["multiplier"]), np.asarray(iq["shift"]))
     z = iq["zero_point"]
     for layer in layers:
         out_scale, out_zp, req_zp, lo, hi, flags = layer.quant

@@ -8,6 +8,9 @@ from binascii import crc32
 
 MAGIC = b"ANNE"
 VERSION = 1
+# Version 2: an int8 file whose inputs have rules of their own (MODEL_FORMAT.md).
+# Everything else is written as version 1, and both are read.
+VERSION_PER_INPUT = 2
 DTYPE_FLOAT32 = 0
 DTYPE_INT8 = 1
 DTYPES = ("float32", "int8")
@@ -38,6 +41,10 @@ _LAYER = "<BBHHfff"  # kind, activation, inputs, units, three parameters
 _LAYER_SIZE = 18
 _INPUT_QUANT = "<fbHb"  # int8: input scale, zero point, multiplier, shift
 _INPUT_QUANT_SIZE = 8
+_INPUT_QUANT_2 = "<fb3x"  # version 2: scale, zero point; per input rules follow
+# An input rule on the board: two halfwords, its multiplier and its shift + 149 (the
+# kernels' k = sh + 149 - e then needs no signed load; -128..127 -> 21..276).
+RULE_BIAS = 149
 _QUANT = "<fbbbbB"  # int8: output scale, output zero point, req_zp, lo, hi, flags
 _QUANT_SIZE = 9
 MAX_UNITS = 65535
@@ -160,18 +167,40 @@ def _padded_rows(values, inputs, units):
     return out
 
 
+def _rules(input_quant, inputs):
+    # (multipliers, shifts), one each per input: from ints (one rule for all) or lists.
+    _, _, m, sh = input_quant
+    m = [m] * inputs if isinstance(m, int) else list(m)
+    sh = [sh] * inputs if isinstance(sh, int) else list(sh)
+    if len(m) != inputs or len(sh) != inputs:
+        raise ModelFileError("the input rules name %d multipliers and %d shifts for %d inputs"
+                             % (len(m), len(sh), inputs))
+    return m, sh
+
+
 def pack(meta, layers, input_quant=None):
     """The file's bytes for ``layers`` (a list of Layer) and a ``meta`` dict
     (name, features, labels, ...: small, never weights). An int8 model passes
-    ``input_quant`` (scale, zero point, multiplier, shift) and layers with
-    ``quant`` and integer arrays."""
+    ``input_quant`` (scale, zero point, multiplier, shift; the multiplier and
+    shift an int, or a list with one per input) and layers with ``quant`` and
+    integer arrays. Version 2 is written only where the inputs' rules differ."""
     meta_raw = json.dumps(meta).encode()
     if len(meta_raw) > 65535:
         raise ModelFileError("model metadata is %d bytes; at most 65535" % len(meta_raw))
     dtype = DTYPE_FLOAT32 if input_quant is None else DTYPE_INT8
-    parts = [struct.pack(_HEADER, MAGIC, VERSION, dtype, len(layers),
-                         layers[0].inputs if layers else 0, len(meta_raw)), meta_raw]
+    inputs = layers[0].inputs if layers else 0
+    version, rules = VERSION, None
     if dtype == DTYPE_INT8:
+        m, sh = _rules(input_quant, inputs)
+        if len(set(m)) > 1 or len(set(sh)) > 1:
+            version = VERSION_PER_INPUT
+            rules = bytes(array("H", m)) + bytes(array("b", sh))
+        else:
+            input_quant = (input_quant[0], input_quant[1], m[0], sh[0])
+    parts = [struct.pack(_HEADER, MAGIC, version, dtype, len(layers), inputs, len(meta_raw)), meta_raw]
+    if rules:
+        parts += [struct.pack(_INPUT_QUANT_2, input_quant[0], input_quant[1]), rules]
+    elif dtype == DTYPE_INT8:
         parts.append(struct.pack(_INPUT_QUANT, *input_quant))
     for layer in layers:
         parts.append(struct.pack(_LAYER, KINDS.index(layer.kind),
@@ -346,19 +375,46 @@ def _check_int8_arrays(layer, index):
                                  % (s, SHIFT_MIN, SHIFT_MAX))
 
 
+def _input_rules(r, version, inputs):
+    # [scale, zero point, rules]: rules an array('H') of (multiplier, shift + RULE_BIAS),
+    # one pair for every input alike (version 1) or a pair per input (version 2).
+    if version == VERSION:
+        scale, z, m, sh = struct.unpack(_INPUT_QUANT, r.read(_INPUT_QUANT_SIZE))
+        ms, shs = (m,), (sh,)
+    else:
+        scale, z = struct.unpack(_INPUT_QUANT_2, r.read(_INPUT_QUANT_SIZE))
+        ms, shs = r.read(2 * inputs), r.read(inputs)
+        ms = [ms[2 * i] | ms[2 * i + 1] << 8 for i in range(inputs)]
+        shs = [v - 256 if v > 127 else v for v in shs]
+    rules = array("H", (0 for _ in range(2 * len(ms))))
+    for i in range(len(ms)):
+        if not 16384 <= ms[i] < 32768:
+            raise ModelFileError("input multiplier %d is outside 16384..32767" % ms[i])
+        rules[2 * i] = ms[i]
+        rules[2 * i + 1] = shs[i] + RULE_BIAS
+    return [scale, z, rules]
+
+
+def input_rule(input_quant, i):
+    """(multiplier, shift) of input ``i`` in a loaded model's input_quant."""
+    rules = input_quant[2]
+    k = 2 * i if len(rules) > 2 else 0
+    return rules[k], rules[k + 1] - RULE_BIAS
+
+
 def load(stream, keep=True):
     """Stream a model file: returns (meta, [Layer]). Arrays are read straight from
     ``stream`` into their final place; every check happens before anything is
     returned. With ``keep=False`` the file is only verified and the layers carry
     no arrays. An int8 model's meta gains "dtype": "int8" and "input_quant":
-    [scale, zero point, multiplier, shift]."""
+    [scale, zero point, rules] (see _input_rules and input_rule)."""
     r = _CheckedReader(stream)
     magic, version, dtype, count, inputs, meta_len = struct.unpack(_HEADER, r.read(_HEADER_SIZE))
     if magic != MAGIC:
         raise ModelFileError("not an ANNE model file (bad magic); export one with anne-host export")
-    if version != VERSION:
-        raise ModelFileError("model file version %d; this firmware reads version %d"
-                             % (version, VERSION))
+    if version != VERSION and not (version == VERSION_PER_INPUT and dtype == DTYPE_INT8):
+        raise ModelFileError("model file version %d; this firmware reads versions %d and %d "
+                             "(int8)" % (version, VERSION, VERSION_PER_INPUT))
     if dtype >= len(DTYPES):
         raise ModelFileError("model number type %d is not supported by this firmware" % dtype)
     if count < 1 or inputs < 1:
@@ -374,10 +430,7 @@ def load(stream, keep=True):
                              % (meta["inputs"], inputs))
     if dtype == DTYPE_INT8:
         meta["dtype"] = "int8"
-        meta["input_quant"] = list(struct.unpack(_INPUT_QUANT, r.read(_INPUT_QUANT_SIZE)))
-        if not 16384 <= meta["input_quant"][2] < 32768:
-            raise ModelFileError("input multiplier %d is outside 16384..32767"
-                                 % meta["input_quant"][2])
+        meta["input_quant"] = _input_rules(r, version, inputs)
     if keep:
         r.ready = _allocate(stream, dtype, count, inputs)
     layers = []

@@ -49,7 +49,7 @@ def _cases():
 
     for k, (label, (widths, flags)) in enumerate(sorted(t8.CASES.items())):
         layers = t8._chain(rng, widths, flags)
-        iq = t8._input_quant(rng)
+        iq = t8._input_quant(rng, n=widths[0] if k % 2 else None)  # odd cases: a rule per input
         add("case%d" % k, layers, iq, np.concatenate([t8._adversarial(rng, widths[0], iq, 12),
                                                      t8._random_rows(rng, widths[0], iq, 24)]))
     layers = t8._chain(rng, (16, 64, 64, 8), (LUT, 0, ("act", LUT), SOFTMAX))
@@ -59,7 +59,7 @@ def _cases():
     for n_in, units in [(1, 1), (3, 2), (4, 3), (5, 1), (16, 2), (20, 3), (28, 2), (29, 1),
                         (255, 2), (257, 3), (300, 1)]:
         layers = [t8._dense(rng, n_in, units, 0, s=(17, 30)), t8._dense(rng, units, 2, LUT)]
-        iq = t8._input_quant(rng)
+        iq = t8._input_quant(rng, n=n_in if n_in % 2 else None)
         add("odd%d_%d" % (n_in, units), layers, iq,
             np.concatenate([t8._adversarial(rng, n_in, iq, 6), t8._random_rows(rng, n_in, iq, 6)]))
     # wider nets, every mode, and the rows' padding bytes random
@@ -107,6 +107,16 @@ def _cases():
         sweep = np.concatenate([sweep, np.zeros(-len(sweep) % n, F32)]).reshape(-1, n)
         add("rule%d" % (sh & 255), [layer], iq,
             np.concatenate([x, np.nextafter(x, F32(np.inf)), sweep, t8._adversarial(rng, n, iq, 4)]))
+    # a rule per input, each at its own exact halves: input i's shift is shs[i]
+    n = 64
+    shs = rng.integers(-5, 61, n)
+    iq = (0.1, 3, [16384] * n, shs.tolist())
+    layer = t8._dense(rng, n, n, 0, weights=64 * np.eye(n, dtype=np.int64), req_zp=3, out_zp=0)
+    layer.bias, layer.multiplier, layer.shift = [0] * n, [2048] * n, [17] * n
+    k = rng.integers(-140, 140, (16, n))  # 48 rows of 64: the script's heap holds them
+    x = ((k + 0.5) * 2.0 ** (shs - 14)[None, :]).astype(F32)
+    add("rules64", [layer], iq, np.concatenate([x, np.nextafter(x, F32(np.inf)),
+                                               np.nextafter(x, F32(-np.inf))]))
     # the exporter's IRIS nets
     for path in sorted(t8.MODELS.glob("*_int8.json")):
         doc = json.loads(path.read_text())
@@ -169,7 +179,7 @@ def test_both_kernels_give_the_spec_bit_for_bit(outputs):
             t8.assert_same_bits(np.stack(rows), expected)
     # the inputs are not too tame: the outputs vary, and the input rule cases see
     # nearly every q
-    for name in ("mix16", "wide", "pad", "odd257_3", "acc128", "rule20"):
+    for name in ("mix16", "wide", "pad", "odd257_3", "acc128", "rule20", "rules64"):
         q = t8.spec_run(cases[name][2], cases[name][3], cases[name][1])[0]
         assert len(np.unique(q)) >= (30 if name.startswith("rule") else 2), name
 

@@ -74,10 +74,21 @@ def _table(rng, flags):
     return None
 
 
-def _input_quant(rng, multiplier=None, shift=None):
+def _input_quant(rng, multiplier=None, shift=None, n=None):
+    """(scale, zero point, multiplier, shift): one rule for every input, or with ``n``
+    a rule of its own for each of n inputs (a version 2 file)."""
+    if n is not None:
+        return (float(rng.uniform(0.001, 1)), int(rng.integers(-128, 128)),
+                rng.integers(16384, 32768, n).tolist(), rng.integers(8, 30, n).tolist())
     m = int(rng.integers(16384, 32768)) if multiplier is None else multiplier
     sh = int(rng.integers(8, 30)) if shift is None else shift
     return (float(rng.uniform(0.001, 1)), int(rng.integers(-128, 128)), m, sh)
+
+
+def _rule(input_quant, n):
+    # The multipliers and shifts as arrays of n, whichever form input_quant has.
+    _, _, m, sh = input_quant
+    return np.broadcast_to(np.asarray(m, np.int64), (n,)), np.broadcast_to(np.asarray(sh, np.int64), (n,))
 
 
 def _chain(rng, widths, flags):
@@ -122,10 +133,11 @@ def _blob(layers, input_quant, padding=None):
 def spec_quantize(x, input_quant):
     # float32 x: |x| * m is exact in float64 (24 + 15 bits), so are the power of two
     # and the + 1/2 that the floor sees (a value under 2^-40 can not round up to 1).
-    _, z, m, sh = input_quant
+    z = input_quant[1]
     x = np.asarray(x, F32).astype(np.float64)
+    m, sh = _rule(input_quant, x.shape[-1])
     with np.errstate(all="ignore"):
-        r = np.floor(np.abs(x) * m * 2.0 ** -sh + 0.5)
+        r = np.floor(np.abs(x) * m * 2.0 ** -sh.astype(np.float64) + 0.5)
         r = np.minimum(r, 1000.0)  # saturated either way (and inf)
         q = z + np.sign(x) * r
     q = np.where(np.isnan(x), z, q)
@@ -167,15 +179,18 @@ def _adversarial(rng, n, input_quant, rows=24):
     """Rows of float32 inputs that probe the input rule: zeros of both signs,
     denormals, the largest floats, infinities, NaN, values whose |x| m / 2^sh
     is exactly k + 1/2 (and their float32 neighbours), the saturation edges."""
-    _, z, m, sh = input_quant
-    with np.errstate(over="ignore"):
-        half = ((rng.integers(-300, 300, 64) + 0.5) * 2.0 ** sh / m).astype(F32)
     special = np.array([0.0, -0.0, 1e-45, -1e-45, 1.2e-38, -3e-39, 3.4028235e38, -3.4028235e38,
                         np.inf, -np.inf, np.nan, -np.nan, 1.0, -1.0], F32)
-    pool = np.concatenate([special, _every_exponent(rng), half, np.nextafter(half, F32(np.inf)),
-                           np.nextafter(half, F32(-np.inf)),
-                           (rng.normal(0, 1, 64) * 2.0 ** (sh - 14 + rng.integers(-3, 9, 64))).astype(F32)])
-    out = pool[rng.integers(0, len(pool), (rows, n))]
+    ms, shs = _rule(input_quant, n)
+    out = np.empty((rows, n), F32)
+    for i in range(n):  # each input probed at its own rule's halves
+        m, sh = int(ms[i]), int(shs[i])
+        with np.errstate(over="ignore"):
+            half = ((rng.integers(-300, 300, 64) + 0.5) * 2.0 ** sh / m).astype(F32)
+        pool = np.concatenate([special, _every_exponent(rng), half, np.nextafter(half, F32(np.inf)),
+                               np.nextafter(half, F32(-np.inf)),
+                               (rng.normal(0, 1, 64) * 2.0 ** (sh - 14 + rng.integers(-3, 9, 64))).astype(F32)])
+        out[:, i] = pool[rng.integers(0, len(pool), rows)]
     out[0] = 0.0
     out[1] = np.inf
     out[2] = -np.inf
@@ -191,9 +206,9 @@ def _every_exponent(rng):
 
 
 def _random_rows(rng, n, input_quant, rows=40):
-    _, z, m, sh = input_quant
+    m, sh = _rule(input_quant, n)
     # spread over the int8 range: |x| m / 2^sh up to a few hundred
-    return (rng.normal(0, 1, (rows, n)) * 60 * 2.0 ** sh / m).astype(F32)
+    return (rng.normal(0, 1, (rows, n)) * 60 * 2.0 ** sh.astype(np.float64) / m).astype(F32)
 
 
 # --- running under MicroPython -----------------------------------------------------
@@ -275,9 +290,9 @@ CASES = {
 
 def test_reference_matches_numpy_on_cpython(run_cpython, tmp_path):
     rng = np.random.default_rng(7)
-    for name, (widths, flags) in CASES.items():
+    for k, (name, (widths, flags)) in enumerate(CASES.items()):
         layers = _chain(rng, widths, flags)
-        iq = _input_quant(rng)
+        iq = _input_quant(rng, n=widths[0] if k % 2 else None)
         x = np.concatenate([_adversarial(rng, widths[0], iq, 10), _random_rows(rng, widths[0], iq, 10)])
         blob = _blob(layers, iq)
         _, ref = run_board(run_cpython, tmp_path, blob, x, fast=False)
@@ -316,12 +331,13 @@ def test_reference_refuses_prepared_layers_and_prepare_twice_is_harmless(run_mpy
 # --- the fast kernel, bit for bit --------------------------------------------------
 
 
+@pytest.mark.parametrize("per_input", [False, True], ids=["one input rule", "a rule per input"])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_fast_kernel_equals_reference_and_spec(run_mpy, tmp_path, name):
-    rng = np.random.default_rng(sorted(CASES).index(name) + 20)
+def test_fast_kernel_equals_reference_and_spec(run_mpy, tmp_path, name, per_input):
+    rng = np.random.default_rng(sorted(CASES).index(name) + 20 + 100 * per_input)
     widths, flags = CASES[name]
     layers = _chain(rng, widths, flags)
-    iq = _input_quant(rng)
+    iq = _input_quant(rng, n=widths[0] if per_input else None)
     x = np.concatenate([_adversarial(rng, widths[0], iq), _random_rows(rng, widths[0], iq, 60)])
     q = check_model(run_mpy, tmp_path, layers, iq, x)
     assert len(np.unique(q)) >= 2, "inputs too tame: the outputs do not vary"
@@ -333,7 +349,7 @@ def test_odd_widths(run_mpy, tmp_path, n_in, units):
     # Row lengths of 1..75 words: the kernel's single groups and groups of four.
     rng = np.random.default_rng(n_in * 7 + units)
     layers = [_dense(rng, n_in, units, 0, s=(17, 30)), _dense(rng, units, 2, 1)]
-    iq = _input_quant(rng)
+    iq = _input_quant(rng, n=n_in if n_in % 2 else None)
     x = np.concatenate([_adversarial(rng, n_in, iq, 8), _random_rows(rng, n_in, iq, 8)])
     check_model(run_mpy, tmp_path, layers, iq, x, reference=n_in < 100)
 

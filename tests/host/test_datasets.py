@@ -160,37 +160,14 @@ def int8_accuracy(model):
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_int8_accuracy_is_the_recorded_one(model):
-    # Measured when the models were made (models/datasets/README.md): digits loses 4 to 12
-    # points, wine about 45 and breast cancer 60 (it calls every row malignant). A change to
-    # the quantizer that moves these fails here: regenerate, and update the README's table.
+def test_int8_accuracy_is_the_recorded_one_within_a_point_of_float(model):
+    # Raw inputs from 0.0001 to 4,254 (breast cancer): each input's own rule gives every
+    # input the int8 range; with one input scale for all, the twins lost 4 to 60 points
+    # (models/datasets/README.md).
     accuracy, correct = int8_accuracy(model)
     a = ACC["models"][model]["anne_host"]
     assert correct == a["int8_correct"] and accuracy == pytest.approx(a["int8_accuracy"], abs=1e-6)
-    assert accuracy < ACC["models"][model]["accuracy"]
-
-
-@pytest.mark.parametrize("model", MODELS)
-def test_the_same_nets_on_standardised_inputs_quantize_within_3_points(model):
-    """The cause of the loss above, shown: unfold the scaling out of the first layer (W * std,
-    b + W @ mean), quantize on standardised training rows, and the nets keep their accuracy."""
-    doc, _ = docs(model)
-    s = split_of(model)
-    mean, std = standardisation(s.x_train)
-    inner = json.loads(json.dumps(doc))
-    first = inner["layers"][0]
-    w = np.asarray(first["weights"], np.float64)
-    first["weights"] = (w * std).tolist()
-    first["bias"] = (np.asarray(first["bias"], np.float64) + w @ mean).tolist()
-    del inner["features"]
-    z = lambda x: ((x - mean) / std).astype(np.float32)
-    threshold = doc.get("threshold", 0.5)
-    # the unfolded net is the same net
-    assert np.array_equal(quantize.decisions(quantize.run_float(inner, z(s.x_test)), threshold),
-                          np.asarray(ACC["models"][model]["predictions"]))
-    qinner = quantize.quantize(inner, z(s.x_train))
-    q = quantize.decisions(quantize.run_int8(qinner, z(s.x_test))[1], threshold)
-    assert np.mean(q == s.y_test) >= ACC["models"][model]["accuracy"] - 0.03
+    assert accuracy >= ACC["models"][model]["accuracy"] - 0.01
 
 
 @pytest.mark.parametrize("model", [m for m in MODELS if m.endswith("_torch")])

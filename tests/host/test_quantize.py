@@ -70,7 +70,8 @@ def spec_input(x, zp, m, sh):
 
 def spec_run(doc, row):
     iq = doc["input_quant"]
-    q = [spec_input(v, iq["zero_point"], iq["multiplier"], iq["shift"]) for v in row]
+    ms, shs = (np.broadcast_to(iq[k], (len(row),)) for k in ("multiplier", "shift"))
+    q = [spec_input(v, iq["zero_point"], int(ms[i]), int(shs[i])) for i, v in enumerate(row)]
     z = iq["zero_point"]
     for entry in doc["layers"]:
         qt = entry["quant"]
@@ -109,6 +110,9 @@ def random_int8_doc(seed):
                            "multiplier": int(rng.integers(16384, 32768)),
                            "shift": int(rng.integers(-6, 30))},
            "layers": []}
+    if seed % 2:  # a rule per input
+        doc["input_quant"].update(multiplier=rng.integers(16384, 32768, width).tolist(),
+                                  shift=rng.integers(-6, 30, width).tolist())
     for k in range(int(rng.integers(1, 5))):
         kind = "activation" if k and rng.random() < 0.3 else "dense"
         form = rng.choice(["clamp", "lut", "softmax"]) if kind == "dense" else rng.choice(["lut", "softmax"])
@@ -230,7 +234,9 @@ def test_a_quantized_document_packs_and_loads():
     meta, layers = modelfile.load(io.BytesIO(blob))
     iq = doc["input_quant"]
     assert meta["dtype"] == "int8"
-    assert meta["input_quant"][1:] == [iq["zero_point"], iq["multiplier"], iq["shift"]]
+    assert meta["input_quant"][1] == iq["zero_point"]
+    rules = [modelfile.input_rule(meta["input_quant"], i) for i in range(doc["inputs"])]
+    assert rules == list(zip(*np.broadcast_arrays(iq["multiplier"], iq["shift"])))
     for entry, layer in zip(doc["layers"], layers):
         qt = entry["quant"]
         assert layer.quant[1:5] == (qt["out_zp"], qt["req_zp"], qt["lo"], qt["hi"])
@@ -542,18 +548,3 @@ def test_export_int8_from_keras(keras, tmp_path, capsys):
     assert qdoc["name"] == "k_int8" and qdoc["labels"] == ["setosa", "versicolor", "virginica"]
     x = _rows("iris3_test", qdoc)
     np.testing.assert_allclose(quantize.run_int8(qdoc, x)[1], model.predict(x, verbose=0), atol=0.03)
-
-
-def test_inputs_that_one_scale_flattens_are_named_at_export():
-    # Two inputs, one a thousand times the other's range: with one input scale the narrow
-    # one takes a single level, and the export says so, by name; inputs of one range do not.
-    doc = model_doc.build({"name": "two", "inputs": 2, "features": ["area", "smoothness"]},
-                          [_dense([[1.0, 1.0]], [0.0])])
-    rng = np.random.default_rng(3)
-    wide = np.column_stack([rng.uniform(300, 2500, 200), rng.uniform(0.05, 0.16, 200)])
-    notes = quantize.quantize(doc, wide)["source"]["quantized"]["notes"]
-    flat = [n for n in notes if "int8 levels" in n]
-    assert len(flat) == 1 and "1 of 2 inputs" in flat[0] and "(smoothness)" in flat[0], notes
-    alike = np.column_stack([rng.uniform(300, 2500, 200), rng.uniform(100, 2000, 200)])
-    assert not [n for n in quantize.quantize(doc, alike)["source"]["quantized"]["notes"]
-                if "int8 levels" in n]

@@ -43,7 +43,9 @@ def test_pack_then_load_gives_back_every_integer_with_rows_padded_to_words():
     assert blob[5] == modelfile.DTYPE_INT8
     meta, loaded = modelfile.load(io.BytesIO(blob))
     assert meta["dtype"] == "int8"
-    assert meta["input_quant"][1:] == [-3, 20000, 18]
+    assert blob[4] == modelfile.VERSION  # one rule for every input: a version 1 file
+    assert meta["input_quant"][1] == -3 and list(meta["input_quant"][2]) == [20000, 18 + modelfile.RULE_BIAS]
+    assert [modelfile.input_rule(meta["input_quant"], i) for i in (0, 5)] == [(20000, 18)] * 2
     assert meta["input_quant"][0] == pytest.approx(0.05)
     dense, act, out = loaded
     assert modelfile.stride(6, modelfile.DTYPE_INT8) == modelfile.stride(5, modelfile.DTYPE_INT8) == 8
@@ -95,8 +97,35 @@ def test_bad_integer_ranges_are_refused_on_host_and_board(case, run_mpy, tmp_pat
     assert out.startswith("refused:") and message in out
 
 
-def test_an_input_multiplier_out_of_range_is_refused():
-    blob = modelfile.pack({"name": "q"}, _layers(), (0.05, 0, 1000, 3))
+PER_INPUT = (0.05, -3, [16384, 20000, 32767, 16385, 30000, 17000], [-128, 18, 127, 0, -1, 5])
+
+
+def test_inputs_with_rules_of_their_own_make_a_version_2_file():
+    blob = modelfile.pack({"name": "q"}, _layers(), PER_INPUT)
+    assert blob[4] == modelfile.VERSION_PER_INPUT == 2
+    meta, _ = modelfile.load(io.BytesIO(blob))
+    assert [modelfile.input_rule(meta["input_quant"], i) for i in range(6)] == list(zip(*PER_INPUT[2:]))
+    assert meta["input_quant"][1] == -3
+    with pytest.raises(modelfile.ModelFileError, match="2 multipliers and 6 shifts for 6 inputs"):
+        modelfile.pack({"name": "q"}, _layers(), (0.05, 0, [16384, 16384], PER_INPUT[3]))
+
+
+def test_a_version_2_float_file_is_refused():
+    blob = bytearray(modelfile.pack({"name": "f"}, [_float_layer()]))
+    blob[4] = modelfile.VERSION_PER_INPUT
+    with pytest.raises(modelfile.ModelFileError, match="version 2"):
+        modelfile.load(io.BytesIO(bytes(blob)))
+
+
+def _float_layer():
+    layer = modelfile.Layer("dense", "linear", 2, 1)
+    layer.weights, layer.bias = [1.0, 2.0], [0.5]
+    return layer
+
+
+@pytest.mark.parametrize("input_quant", [(0.05, 0, 1000, 3), (0.05, 0, [16384, 1000, 16384, 16384, 16384, 16384], 3)])
+def test_an_input_multiplier_out_of_range_is_refused(input_quant):
+    blob = modelfile.pack({"name": "q"}, _layers(), input_quant)
     with pytest.raises(modelfile.ModelFileError, match="input multiplier 1000"):
         modelfile.load(io.BytesIO(blob))
 
@@ -104,10 +133,16 @@ def test_an_input_multiplier_out_of_range_is_refused():
 def test_the_board_loads_the_same_integers(run_mpy, tmp_path):
     blob = _blob()
     (tmp_path / "m.anne").write_bytes(blob)
+    (tmp_path / "p.anne").write_bytes(modelfile.pack({"name": "q"}, _layers(), PER_INPUT))
     out = run_mpy("from anne.protocol import modelfile\nm, ls = modelfile.load(open(%r, 'rb'))\n"
-                  "print(m['input_quant'][1:], [len(l.weights) // l.units for l in ls if l.weights], bytes(ls[0].weights).hex(),"
-                  " list(ls[2].table)[:4], list(ls[2].shift))" % str(tmp_path / "m.anne"))
+                  "print(m['input_quant'][1], list(m['input_quant'][2]), [len(l.weights) // l.units for l in ls if l.weights], bytes(ls[0].weights).hex(),"
+                  " list(ls[2].table)[:4], list(ls[2].shift))\n"
+                  "p, _ = modelfile.load(open(%r, 'rb'))\n"
+                  "print([modelfile.input_rule(p['input_quant'], i) for i in range(6)])"
+                  % (str(tmp_path / "m.anne"), str(tmp_path / "p.anne")))
     _, layers = modelfile.load(io.BytesIO(blob))
-    assert out.strip() == "%s %s %s %s %s" % ([-3, 20000, 18], [8, 8], bytes(layers[0].weights).hex(),
-                                             list(layers[2].table)[:4], list(layers[2].shift))
+    assert out.strip().splitlines() == [
+        "-3 %s %s %s %s %s" % ([20000, 18 + 149], [8, 8], bytes(layers[0].weights).hex(),
+                               list(layers[2].table)[:4], list(layers[2].shift)),
+        str(list(zip(*PER_INPUT[2:])))]
     assert struct.unpack_from("<H", blob, 6)[0] == 3
