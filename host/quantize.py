@@ -7,7 +7,7 @@ The scheme is TensorFlow Lite's full-integer one:
 * activations (every layer's output): int8, asymmetric, one scale and zero point
   per tensor from the calibration data's min/max, widened to include 0 so that 0
   is exactly representable; the inputs alike, but with a scale per input where
-  their ranges differ by more than a factor 2 (``_input``), which TFLite has not;
+  their ranges differ by more than a factor 4 (``_input``), which TFLite has not;
 * bias: int32 in the accumulator's scale ``s_in * s_w[j]``;
 * requantization: ``acc * s_in * s_w[j] / s_out`` as ``M / 2^S`` per unit, with
   ``2^14 <= M < 2^15`` and ``S`` in 17..46.
@@ -254,7 +254,7 @@ def _input(layers, x):
     """(input_quant, the first layer's input scale and zero point, the first layer as
     quantized). Each input has a rule of its own where the first layer is dense: input i
     is read in a scale proportional to its largest calibration magnitude d_i (rounded up
-    to the widest input's over a power of two), so that raw inputs of very different
+    to the widest input's over a power of two, then doubled), so that raw inputs of very different
     ranges (a cell's area and its smoothness) each take the int8 range, and the first
     layer's weights take the factor back (column i times s_i / s, s the common input
     scale): the layer computes the same sums. Before any other layer, every input has
@@ -264,11 +264,12 @@ def _input(layers, x):
         finite = np.where(np.isfinite(x), np.abs(x), 0.0).max(axis=0)
         widest = finite.max()
         if widest > 0:
-            # In powers of two below the widest input: an input within a factor 2 of it
-            # keeps its rule (inputs of one range share one, as TFLite's one input scale
-            # has it), and none is read more than twice as finely as its own range asks,
-            # which leaves room for fresh rows beyond the calibration's.
-            k = np.floor(np.log2(widest / np.where(finite > 0, finite, widest)))
+            # In powers of two below the widest input, one fewer than would fit: an input
+            # within a factor 4 of it keeps its rule (inputs of one range share one, as
+            # TFLite's one input scale has it, whatever the calibration rows' noise in
+            # each maximum), and each input keeps at least twice its calibrated range,
+            # room for fresh rows beyond the calibration's.
+            k = np.maximum(np.floor(np.log2(widest / np.where(finite > 0, finite, widest))) - 1, 0)
             if k.any():  # else one rule, computed as for any layer's input
                 spans = widest / 2.0 ** np.minimum(k, 60)
     lo, hi = _range(x / spans)

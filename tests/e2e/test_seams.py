@@ -118,5 +118,7 @@ def test_demo_says_it_changes_the_active_model_and_restores_it(anne):
     code, out, err = anne("--json", "demo")
     assert code == 0, err
     assert "the demo stores iris6, iris6_int8, iris8" in err and "mine is made active again at the end" in err
-    assert len(json.loads(out)) == 3
+    entries = json.loads(out)
+    assert [e["model"] for e in entries if "dataset" not in e] == ["iris6", "iris8", "iris3"]
+    assert len(entries) == 3 + 9  # and the nine models of scikit-learn's data sets
     assert anne.json("info")["active"] == "mine"

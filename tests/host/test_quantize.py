@@ -236,7 +236,8 @@ def test_a_quantized_document_packs_and_loads():
     assert meta["dtype"] == "int8"
     assert meta["input_quant"][1] == iq["zero_point"]
     rules = [modelfile.input_rule(meta["input_quant"], i) for i in range(doc["inputs"])]
-    assert rules == list(zip(*np.broadcast_arrays(iq["multiplier"], iq["shift"])))
+    ms, shs = (np.broadcast_to(iq[k], (doc["inputs"],)).tolist() for k in ("multiplier", "shift"))
+    assert rules == list(zip(ms, shs))
     for entry, layer in zip(doc["layers"], layers):
         qt = entry["quant"]
         assert layer.quant[1:5] == (qt["out_zp"], qt["req_zp"], qt["lo"], qt["hi"])
