@@ -193,6 +193,7 @@ class Active:
         # A reset during an upload leaves its temporary file: it is never a model.
         store.remove(UPLOAD_FILE)
         store.remove(_ACTIVE_TMP)
+        store.remove(store.TRAIN_TMP)  # a reset during a training session's save leaves it
         try:
             with open(_ACTIVE_FILE) as f:
                 name = f.read().strip()

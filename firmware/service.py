@@ -24,6 +24,8 @@ VERSION = "0.1.0"
 PROTOCOL = 2  # 2: hello gives model_count, list is paged (PROTOCOL.md)
 _MIN_FILE = const(34)  # header, one layer record, CRC: the smallest model file
 _MAX_REPEAT = const(100000)
+_MAX_BATCH = const(1024)  # rows per training step at most (a step's rows come in one request: fewer fit)
+_PULL_CHUNK = const(3072)  # bytes of a stored file per pull reply: with its keys, well inside a frame
 # A batch reply holds 4 bytes per output, a class byte and 4 bytes of time per row,
 # plus at most BATCH_KEYS bytes of keys, headers and id.
 _BATCH_ROOM = framing.MAX_BODY - BATCH_KEYS
@@ -40,11 +42,13 @@ class Service:
     def __init__(self):
         self.active = lifecycle.Active()
         self.upload = None  # an Upload while one is open
+        self.training = None  # a train_session.Session while one is open
         self.running = True
         self.reset(None)
 
     def close(self):
         self._close_upload()
+        self._close_training()
 
     def hello(self, req):
         active = self.active
@@ -285,9 +289,169 @@ class Service:
                       "bad_frames": 0, "garbage_bytes": 0}
         return {}
 
+    def pull(self, req):
+        # A stored model file, a chunk at a time: the host joins them and checks the CRC.
+        offset = int_field(req, "offset")
+        if offset < 0:
+            raise Refused("bad_request", "field 'offset' must be 0 or more")
+        path = store.path(name_field(req))
+        try:
+            size = os.stat(path)[6]
+        except OSError:
+            raise Refused("no_model", "no stored model named %r" % req["name"])
+        if offset > size:
+            raise Refused("bad_offset", "offset %d is past the file's %d bytes" % (offset, size))
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(min(_PULL_CHUNK, size - offset))
+        return {"size": size, "offset": offset, "data": data}
+
+    # -- training (PROTOCOL.md, "Training"; the work is train_session.py's) ----
+
+    def train_begin(self, req):
+        # Everything that can be refused without the training code is refused
+        # here, before it is imported (20 KB of heap, forgotten again when the
+        # session ends).
+        name = name_field(req)
+        batch = int_field(req, "batch")
+        if not 0 < batch <= _MAX_BATCH:
+            raise Refused("bad_request", "batch must be 1 to %d rows" % _MAX_BATCH)
+        kind = req.get("optimizer", "sgd")
+        if kind not in ("sgd", "adam"):
+            raise Refused("bad_request", "field 'optimizer' must be \"sgd\" or \"adam\"")
+        lr = _number(req, "lr", None)
+        momentum = _number(req, "momentum", 0.0)
+        if not lr > 0 or not 0 <= momentum < 1:
+            raise Refused("bad_request", "lr must be above 0, momentum 0 or more and below 1")
+        loss = req.get("loss")
+        if loss is not None and not isinstance(loss, str):
+            raise Refused("bad_request", "field 'loss' must be a str")
+        new = _new_fields(req)
+        if not new:
+            try:
+                os.stat(store.path(name))
+            except OSError:
+                raise Refused("no_model", "no stored model named %r" % name)
+        # An open session is discarded first, as upload_begin discards an open
+        # upload. The session gets the heap: the active model is dropped for it
+        # (so a model being trained is never in memory twice, and a session of any
+        # size finds the room it would find without one) and brought back at its end.
+        previous = self._close_training()
+        previous = self.active.drop() or previous
+        try:
+            from . import train_session
+
+            self.training = train_session.Session(name, new, batch, kind, lr, momentum, loss)
+        except BaseException:
+            self.training = None
+            self.forget_training()
+            if previous:
+                self.bring_back(previous)
+            raise
+        self.training.previous = previous
+        return self.training.describe()
+
+    def _session(self, req, rows=False):
+        if rows:  # the fields of a step's or an evaluation's rows, before the state
+            field(req, "x", _BIN, "bin")
+            field(req, "y", _BIN, "bin")
+        if not self.training:
+            raise Refused("no_training", "no training session is open: send train_begin first")
+        return self.training
+
+    def train_step(self, req):
+        return self._session(req, True).step(req["x"], req["y"])
+
+    def train_eval(self, req):
+        return self._session(req, True).evaluate(req["x"], req["y"])
+
+    def train_end(self, req):
+        save = req.get("save", True)
+        if save is not True and save is not False:
+            raise Refused("bad_request", "field 'save' must be true or false")
+        session = self._session(req)
+        name = session.name
+        # A session that cannot be saved (diverged, no flash) is refused and stays
+        # open: the host may still evaluate it, or end it without saving.
+        size = session.save() if save else None
+        session = None  # its arrays must go before a model is loaded in their place
+        previous = self._close_training()
+        if save:
+            self.bring_back(name)  # the stored file of the active model is the active model
+        elif previous and self.active.net is None:  # unless one was selected meanwhile
+            self.bring_back(previous)
+        return {"name": name, "saved": save, "size": size, "active": self.active.name}
+
+    def bring_back(self, name):
+        # Make ``name`` active again; when it does not load, no model is active
+        # (hello says so): the stored files are as they were.
+        try:
+            self.active.activate(name)
+        except Refused:
+            pass
+
+    def _close_training(self):
+        # The session goes, with its modules; returns the active model it
+        # dropped, for the caller to bring back.
+        if not self.training:
+            return None
+        previous = self.training.previous
+        self.training = None
+        self.forget_training()
+        return previous
+
+    def forget_training(self):
+        # The modules a session imports: code is heap, imported again by the next one.
+        forget("train_session", "train", "build")
+        gc.collect()
+
     def exit(self, req):
         self.running = False
         return {}
+
+
+def _number(req, key, default):
+    # An int or a float; ``default`` when the field is absent (None: it must be there).
+    value = req.get(key, default)
+    if not isinstance(value, (int, float)) or value is True or value is False:
+        raise Refused("bad_request", "field '%s' is missing or not a number" % key)
+    return value
+
+
+def _new_fields(req):
+    # (sizes, activations, seed, labels, features) of a new net, or None for a stored one.
+    sizes = req.get("sizes")
+    if sizes is None:
+        return None
+    acts = req.get("activations")
+    if not isinstance(sizes, list) or not isinstance(acts, list) or len(sizes) < 2 or \
+            len(acts) != len(sizes) - 1:
+        raise Refused("bad_request", "a new net needs 'sizes' (inputs, then each layer's units) and "
+                                     "'activations' (one per layer)")
+    for n in sizes:
+        if not is_int(n):
+            raise Refused("bad_request", "'sizes' holds whole numbers")
+    for a in acts:
+        if not isinstance(a, str):
+            raise Refused("bad_request", "'activations' holds names")
+    seed = req.get("seed", 0)
+    if not is_int(seed):
+        raise Refused("bad_request", "field 'seed' must be an int")
+    names = []
+    for key in ("labels", "features"):
+        value = req.get(key)
+        if value is not None and (not isinstance(value, list) or
+                                  [v for v in value if not isinstance(v, str)]):
+            raise Refused("bad_request", "field '%s' must be a list of str" % key)
+        names.append(value)
+    labels, features = names
+    if features and len(features) != sizes[0]:
+        raise Refused("bad_request", "%d features for %d inputs" % (len(features), sizes[0]))
+    if labels and len(labels) != max(2, sizes[-1]):
+        raise Refused("bad_request", "%d labels for %d outputs" % (len(labels), sizes[-1]))
+    return sizes, acts, seed, labels, features
+
+
 
 
 def _table():

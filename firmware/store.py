@@ -10,6 +10,7 @@ import sys
 ROOT = "models" if sys.platform in ("linux", "darwin") else "/models"
 SUFFIX = ".anne"
 MAX_NAME = 32
+TRAIN_TMP = ROOT + "/.train"  # train.save writes here, then renames over the model
 _ALLOWED = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
 
 

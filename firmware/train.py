@@ -274,48 +274,9 @@ class _Matrix:
 
 
 if _FAST:
-    import micropython
-
-    @micropython.viper
-    def _copy(src, at: int, dst, to: int, n: int):
-        s = ptr32(src)
-        t = ptr32(dst)
-        i = 0
-        while i < n:
-            t[to + i] = s[at + i]
-            i += 1
-
-    @micropython.viper
-    def _transpose(src, rows: int, cols: int, dst):
-        # dst[c][r] = src[r][c]
-        s = ptr32(src)
-        t = ptr32(dst)
-        r = 0
-        while r < rows:
-            c = 0
-            k = r * cols
-            while c < cols:
-                t[c * rows + r] = s[k + c]
-                c += 1
-            r += 1
-
-    @micropython.viper
-    def _ones(dst, at: int, n: int):
-        t = ptr32(dst)
-        one = 127 << 23  # 1.0f
-        i = 0
-        while i < n:
-            t[at + i] = one
-            i += 1
-
-    @micropython.viper
-    def _column(src, cols: int, c: int, rows: int, dst):
-        s = ptr32(src)
-        t = ptr32(dst)
-        r = 0
-        while r < rows:
-            t[r] = s[r * cols + c]
-            r += 1
+    # Viper, in a module of their own that stays loaded: MicroPython never frees
+    # native code, so importing it again with this module would leak it each time.
+    from .train_words import column as _column, copy as _copy, ones as _ones, transpose as _transpose
 else:
     def _copy(src, at, dst, to, n):
         dst[to:to + n] = src[at:at + n]
@@ -727,7 +688,7 @@ def save(net, name):
         os.mkdir(store.ROOT)
     except OSError:
         pass  # it exists
-    tmp = store.ROOT + "/.train"
+    tmp = store.TRAIN_TMP
     meta = dict(net.meta)
     meta["name"] = name
     try:

@@ -62,6 +62,7 @@ class BoardError(AnneError):
     def __init__(self, code, message):
         super().__init__("board refused: %s (%s)" % (message, code))
         self.code = code
+        self.message = message
 
 
 class Client:
@@ -357,6 +358,59 @@ class Client:
         classes = np.frombuffer(reply["class"], np.uint8)
         us = np.frombuffer(reply["us"], "<u4")
         return y, classes, us
+
+    def pull(self, name):
+        """The stored model file ``name``, as the board holds it (its CRC unchecked)."""
+        blob = bytearray()
+        while True:
+            reply = self.call("pull", name=name, offset=len(blob))
+            blob += reply["data"]
+            if len(blob) >= reply["size"] or not reply["data"]:
+                return bytes(blob)
+
+    # -- training (PROTOCOL.md, "Training") --------------------------------
+    def train_begin(self, name, batch, lr, optimizer="sgd", momentum=0.0, loss=None, new=None):
+        """Open a training session on the stored model ``name``, or with ``new`` (a dict of
+        sizes, activations, seed, labels, features) on a new net to be saved as ``name``."""
+        fields = {"name": name, "batch": batch, "lr": float(lr), "optimizer": optimizer,
+                  "momentum": float(momentum)}
+        if loss:
+            fields["loss"] = loss
+        fields.update({k: v for k, v in (new or {}).items() if v is not None})
+        return self.call("train_begin", timeout=max(self.timeout, 60), **fields)
+
+    @staticmethod
+    def step_rows(inputs, outputs):
+        """The most rows a training step can carry: its rows travel in one request frame."""
+        return _REQUEST_BUDGET // (4 * (inputs + outputs))
+
+    def train_epoch(self, x, t, batch, window=_WINDOW):
+        """One step per ``batch`` rows of inputs ``x`` and targets ``t``, in order, keeping
+        ``window`` steps in flight; yields each step's reply (loss sum, right, us)."""
+        x, t = np.ascontiguousarray(x, "<f4"), np.ascontiguousarray(t, "<f4")
+        pending = []
+        for start in range(0, len(x), batch):
+            pending.append(self.send("train_step", x=x[start:start + batch].tobytes(),
+                                     y=t[start:start + batch].tobytes()))
+            if len(pending) >= window:
+                yield self.result(pending.pop(0))
+        for request_id in pending:
+            yield self.result(request_id)
+
+    def train_eval(self, x, t):
+        """(loss, accuracy, board µs) of the session's net on inputs ``x``, targets ``t``."""
+        x, t = np.ascontiguousarray(x, "<f4"), np.ascontiguousarray(t, "<f4")
+        per = max(1, _REQUEST_BUDGET // (4 * (x.shape[1] + t.shape[1])))
+        total = right = us = 0
+        for start in range(0, len(x), per):
+            reply = self.call("train_eval", x=x[start:start + per].tobytes(), y=t[start:start + per].tobytes())
+            total += reply["loss"]
+            right += reply["right"]
+            us += reply["us"]
+        return total / len(x), right / len(x), us
+
+    def train_end(self, save=True):
+        return self.call("train_end", save=save, timeout=max(self.timeout, 60))
 
     def exit(self):
         """Leave the server: the board is back at its friendly REPL."""

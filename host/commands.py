@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import csvdata, evaluate, export, model_doc, present, report
+from . import csvdata, evaluate, export, model_doc, present, report, training
 from .client import Client
 from .errors import AnneError, UsageError
 from .transport import list_ports
@@ -376,6 +376,80 @@ def cmd_bench(args):
     present.bench(args.json, model, args.repeat, reply, board.info)
 
 
+def add_train(p):
+    p.add_argument("data", help="labelled CSV file of training rows (read as eval reads one)")
+    p.add_argument("--model", "-m", required=True,
+                   help="stored float model to train; with --new, the name the new net is saved as")
+    p.add_argument("--new", metavar="SIZES", help="train a new net of these widths, inputs first, "
+                                                  "such as 4-8-3 (Glorot-uniform weights from --seed)")
+    p.add_argument("--activation", default="relu", help="with --new: the hidden layers' activation "
+                                                       "(default relu; the output is softmax, or sigmoid for one unit)")
+    p.add_argument("--replace", action="store_true", help="with --new: replace a stored model of that name")
+    p.add_argument("--epochs", type=int, default=100, help="passes over the rows (default 100)")
+    p.add_argument("--batch", type=int, default=16, help="rows per step (default 16)")
+    p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="default adam")
+    p.add_argument("--momentum", type=float, default=0.0, help="with sgd (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the new weights and of the row order "
+                                                       "of each epoch (default 0)")
+    p.add_argument("--no-shuffle", action="store_true", help="keep the file's row order in every epoch")
+    p.add_argument("--validation", metavar="CSV", help="labelled rows to evaluate after each epoch")
+    p.add_argument("--plot", metavar="PNG", help="draw the loss and accuracy per epoch into this file")
+    add_columns_option(p)
+    p.add_argument("--label-column", help="name or 0-based index of the label column (as for eval)")
+
+
+def _new_net(board, args):
+    """train_begin's fields for --new: the shape, and the classes and feature names of the file."""
+    new = training.new_net(args.new, args.activation, args.seed)
+    training.check_batch(args.batch, new["sizes"][0], new["sizes"][-1])
+    rows = training.load(args.data, new["sizes"][0], label_column=args.label_column, columns=_names(args.columns))
+    new["labels"] = training.classes_of(rows.y)
+    training.check_classes(new, new["labels"], args.data)
+    new["features"] = rows.columns if rows.header else None
+    if not args.replace and args.model in {m["name"] for m in board.list_models()}:
+        raise UsageError("a model named %r is stored: pass --replace to train a new net over it, or "
+                         "drop --new to train that model" % args.model)
+    return new
+
+
+def cmd_train(args):
+    if args.epochs < 1 or args.batch < 1 or not args.lr > 0 or not 0 <= args.momentum < 1:
+        raise UsageError("--epochs and --batch must be 1 or more, --lr above 0, --momentum from 0 to below 1")
+    with _board(args) as board:
+        new = _new_net(board, args) if args.new else None
+        model = board.train_begin(args.model, args.batch, args.lr, args.optimizer, args.momentum, new=new)
+        end = None
+        try:
+            data = training.Data(model, args.data, args.validation, args.label_column, _names(args.columns))
+            history = training.fit(board, data, args.epochs, args.batch, None if args.no_shuffle else args.seed,
+                                   present.epoch_printer(args.json, board.info))
+            figures = training.final(board, data)
+            end = board.train_end(save=True)
+        finally:
+            training.close(board, end is not None)
+    if args.plot:
+        report.plot_history(history, args.plot, "%s on %s" % (args.model, Path(args.data).name))
+    present.trained(args.json, model, history, figures, end, board.info)
+
+
+def add_pull(p):
+    add_name(p)
+    p.add_argument("-o", "--output", help="write the model here: a model document (.json) or the "
+                                          "file as the board stores it (.anne)")
+    p.add_argument("--keras", metavar="FILE", help="also write a Keras model (.keras) that gives the board's outputs")
+
+
+def cmd_pull(args):
+    from . import pull
+
+    if not args.output and not args.keras:
+        raise UsageError("say where to write the model: -o NAME.json (or .anne), --keras NAME.keras")
+    with _board(args) as board:
+        blob = board.pull(args.name)
+    present.pulled(args.json, args.name, len(blob), pull.write(blob, args.name, args.output, args.keras))
+
+
 def add_sim(p):
     p.add_argument("--flash", help="folder that holds the virtual flash (default: $ANNE_SIM_DIR, "
                                    "else the user data folder)")
@@ -477,6 +551,8 @@ COMMANDS = {
     "predict": ("run every row of a CSV file on the board", add_predict, cmd_predict),
     "eval": ("evaluate the board on a labelled CSV file", add_eval, cmd_eval),
     "bench": ("time each layer on the board", add_bench, cmd_bench),
+    "train": ("train a stored model, or a new one, on the board from a labelled CSV file", add_train, cmd_train),
+    "pull": ("copy a stored model out of the board (model document, .anne file, Keras model)", add_pull, cmd_pull),
     "sim": ("run a virtual Pico and print its port", add_sim, cmd_sim),
     "deploy": ("install the firmware on a board (mpy-cross + mpremote)", add_deploy, cmd_deploy),
     "repl": ("open the board's Python REPL (stops the ANNE server; Ctrl-] leaves)", add_nothing, cmd_repl),

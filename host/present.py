@@ -201,6 +201,46 @@ def bench(as_json, model, repeat, reply, info):
     _emit(as_json, result, "\n".join(lines))
 
 
+def epoch_printer(as_json, info):
+    """What train calls after each epoch: one line for people (nothing with --json)."""
+    def line(e):
+        if as_json:
+            return
+        val = ("  val_loss %.4f  val_accuracy %.1f %%" % (e["val_loss"], 100 * e["val_accuracy"])
+               if "val_loss" in e else "")
+        print("epoch %d  loss %.4f  accuracy %.1f %%%s  %s" % (e["epoch"], e["loss"], 100 * e["accuracy"], val,
+                                                             _board_ms(e["board_us"], info)), flush=True)
+    return line
+
+
+def _board_ms(us, info):
+    where = "board" if evaluate.clock_of(info) == evaluate.BOARD_CLOCK else "virtual Pico (host CPU)"
+    return "%s ms %s" % (format(us / 1000, ",.1f"), where)
+
+
+def trained(as_json, model, history, figures, end, info):
+    """The end of a training run: the final figures on every row, and what was saved."""
+    result = {"model": end["name"], "saved": end["saved"], "bytes": end["size"], "active": end["active"],
+              "params": model["params"], "loss_function": model["loss"], "batch": model["batch"],
+              "final": figures, "history": history, "clock": evaluate.clock_of(info),
+              "board_us": sum(e["board_us"] for e in history)}
+    val = ("; validation loss %.4f, accuracy %.1f %%" % (figures["val_loss"], 100 * figures["val_accuracy"])
+           if "val_loss" in figures else "")
+    _emit(as_json, result, "trained %s (%d parameters, %s) for %d epochs in %s\n"
+                           "on every training row: loss %.4f, accuracy %.1f %%%s\n"
+                           "saved as %s (%d bytes)%s"
+          % (end["name"], model["params"], model["loss"], len(history), _board_ms(result["board_us"], info),
+             figures["loss"], 100 * figures["accuracy"], val, end["name"], end["size"],
+             ", the active model" if end["active"] == end["name"] else
+             "; the board's heap has no block left to load it now: reset the board, then anne-host "
+             "select %s" % end["name"]))
+
+
+def pulled(as_json, name, size, written):
+    _emit(as_json, {"name": name, "bytes": size, "written": written},
+          "pulled %s (%d bytes): wrote %s" % (name, size, ", ".join(written)))
+
+
 def sim_running(pico):
     print(pico.port, flush=True)  # first line: the port, for scripts
     print("virtual Pico running (flash %s, heap %d bytes); use --port %s; Ctrl-C to stop"

@@ -130,17 +130,9 @@ def evaluation(run, as_json, plot=None, title=None):
 
 def plot_confusion(cm, labels, path, title=None):
     """Write the confusion matrix as a PNG heat map with the count in every cell."""
-    try:
-        # Imported here so that anne-host works without matplotlib until a plot is asked for.
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        raise AnneError("plotting needs matplotlib: pip install 'anne-host[plot]'") from None
-    # A Figure on an Agg canvas rather than pyplot: no window, and no change to the
-    # backend of a program (or notebook) that calls this.
-    fig = Figure(figsize=_figure_size(labels), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = figure(_figure_size(labels))
+    from matplotlib.ticker import MaxNLocator
+
     ax = fig.add_subplot()
     counts = [[int(n) for n in row] for row in cm]
     top = max((n for row in counts for n in row), default=0)
@@ -150,6 +142,44 @@ def plot_confusion(cm, labels, path, title=None):
     fig.colorbar(image, ax=ax, label="samples", ticks=MaxNLocator(integer=True))
     _write_counts(ax, counts, top)
     _label_axes(ax, labels, title)
+    save(fig, path)
+
+
+def plot_history(history, path, title=None):
+    """Write the loss and accuracy of each epoch (and the validation's, if measured) as a PNG."""
+    fig = figure((9.0, 3.6))
+    epochs = [e["epoch"] for e in history]
+    for k, key in enumerate(("loss", "accuracy")):
+        ax = fig.add_subplot(1, 2, k + 1)
+        ax.plot(epochs, [e[key] for e in history], label="training rows (before each step)")
+        if history and "val_" + key in history[0]:
+            ax.plot(epochs, [e["val_" + key] for e in history], label="validation rows")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        if key == "accuracy":
+            ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    save(fig, path)
+
+
+def figure(size):
+    try:
+        # Imported here so that anne-host works without matplotlib until a plot is asked for.
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise AnneError("plotting needs matplotlib: pip install 'anne-host[plot]'") from None
+    # A Figure on an Agg canvas rather than pyplot: no window, and no change to the
+    # backend of a program (or notebook) that calls this.
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig, path):
     try:
         fig.savefig(path, format="png", dpi=150)
     except OSError as e:

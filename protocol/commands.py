@@ -8,7 +8,8 @@ COMMANDS = (
     ("hello", True), ("model", True), ("list", True), ("upload_begin", True),
     ("upload_chunk", False), ("upload_end", False), ("select", True), ("delete", False),
     ("infer", True), ("batch", True), ("bench", True), ("stats", True), ("reset", True),
-    ("exit", False),
+    ("pull", True), ("train_begin", True), ("train_step", False), ("train_eval", True),
+    ("train_end", False), ("exit", False),
 )
 NAMES = tuple(name for name, _ in COMMANDS)
 REPEATABLE = frozenset(name for name, again in COMMANDS if again)

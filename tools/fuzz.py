@@ -52,7 +52,7 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 STABLE_CODES = frozenset((
     "bad_request", "unknown_command", "bad_name", "no_model", "bad_model", "bad_checksum",
     "no_upload", "bad_offset", "too_long", "incomplete", "no_space", "flash_error",
-    "no_memory", "bad_input", "too_big"))
+    "no_memory", "bad_input", "too_big", "no_training", "cannot_train", "diverged"))
 # Heap in use after a burst (measured by stats after gc.collect()) may differ from
 # its level after the warm-up (one burst of every category: a command used for the
 # first time may import a module or build a table once, which is not a leak) by this much. The collector is exact for the heap but scans the C stack
@@ -444,6 +444,46 @@ def case_bad_inputs(g):
                      "bad_input")
 
 
+# Training and pulling. No case opens a training session (one would change the
+# active model), so every step, evaluation and end finds none; train_begin is
+# refused on its fields or for a model that is not stored, and pull only reads.
+
+def case_training(g):
+    rng = g.rng
+    kind = rng.randrange(7)
+    if kind == 0:
+        cmd = rng.choice(("train_step", "train_eval"))
+        fields = {"cmd": cmd, "x": f32([1.0] * g.inputs), "y": f32([0.0] * g.outputs)}
+        if rng.random() < 0.5:
+            return g.request(_mutate(rng, fields, rng.choice(("x", "y")), "bin"), "bad_request")
+        return g.request(fields, "no_training")
+    if kind == 1:
+        if rng.random() < 0.5:
+            return g.request({"cmd": "train_end", "save": _not_bool(rng)}, "bad_request")
+        return g.request({"cmd": "train_end", "save": rng.random() < 0.5}, "no_training")
+    if kind < 5:
+        fields = {"cmd": "train_begin", "name": g.absent_name(), "batch": 4, "lr": 0.1}
+        if kind == 2:
+            return g.request(fields, "no_model")
+        if kind == 3:
+            key = rng.choice(("batch", "lr", "optimizer", "momentum", "name"))
+            fields[key] = {"batch": rng.choice((0, -1, 1025, 2**40)), "lr": rng.choice((0.0, -1.0, float("nan"))),
+                           "optimizer": rng.choice(("", "SGD", "rmsprop")),
+                           "momentum": rng.choice((1.0, -0.5, float("inf"))), "name": wrong(rng, "str")}[key]
+            return g.request(fields, "bad_request")
+        fields["sizes"] = rng.choice(([4], [4, 3], "4-3", [4, "3"]))
+        fields["activations"] = rng.choice(([], ["relu", "softmax"], None))
+        return g.request(fields, "bad_request")
+    if kind == 5:
+        fields = {"cmd": "pull", "name": g.absent_name(), "offset": 0}
+        if rng.random() < 0.5:
+            return g.request(_mutate(rng, fields, "offset", "int"), "bad_request")
+        return g.request(fields, "no_model")
+    if rng.random() < 0.5:
+        return g.request({"cmd": "pull", "name": g.active, "offset": 0}, "ok")
+    return g.request({"cmd": "pull", "name": g.active, "offset": 10**9}, "bad_offset")
+
+
 # Uploads out of order: a small state machine predicts each reply.
 
 def case_upload_order(g):
@@ -584,6 +624,7 @@ CATEGORIES = {
     "bad_names": ("request", case_bad_names),
     "bad_inputs": ("request", case_bad_inputs),
     "upload_order": ("request", case_upload_order),
+    "training": ("request", case_training),
     "noise_between": ("request", case_noise_between),
     "damage_then_request": ("request", case_damage_then_request),
 }
