@@ -6,8 +6,12 @@
 #   >>> net.predict([5.9, 3.0, 5.1, 1.8])  # raw measurements: scaling is in the model
 #   >>> net.predict_class([5.9, 3.0, 5.1, 1.8])
 #   >>> net.summary()
+#   >>> net.show([5.9, 3.0, 5.1, 1.8])     # every layer's outputs, a bar per neuron
+#   >>> net.trace([5.9, 3.0, 5.1, 1.8])    # ... and pre-activations, as numbers
 #   >>> net = anne.new([4, 8, 3], ["relu", "softmax"], seed=1)   # untrained, to fit
 #   >>> net.fit(X, Y, epochs=20, batch=8, lr=0.05, optimizer="adam"); net.save("mine")
+#   >>> anne.monitor()                    # condition monitoring as monitor.json says
+#   >>> anne.events()                     # its log, newest first
 # Nothing is imported until load() is called, so `import anne` costs almost no RAM.
 
 
@@ -28,7 +32,9 @@ def load(name, kernel=None):
         raise OSError(e.errno, "no model %r on the board; stored: %s" % (name, ", ".join(models()) or "none"))
     with f:
         meta, layers = modelfile.load(f)
-    return Net(meta, layers, kernel or DEFAULT)
+    net = Net(meta, layers, kernel or DEFAULT)
+    net.path = path  # for trace(), which reads the weights as stored
+    return net
 
 
 def models():
@@ -44,3 +50,19 @@ def new(sizes, activations, seed=0, **meta):
     from .build import new as build
 
     return build(sizes, activations, seed, **meta)
+
+
+def monitor(config=None, duration_ms=None, quiet=False):
+    """Run the condition monitor: ``config`` a dict or a JSON file's path (default
+    monitor.json), for ``duration_ms`` or until Ctrl-C; prints a line per window
+    unless ``quiet``. Returns the Monitor (its log, its rules' states)."""
+    from .monitor import run_configured
+
+    return run_configured(config, duration_ms, quiet)
+
+
+def events(newest=None):
+    """The monitor's logged events, newest first: (sequence, ms, class, action bits, outputs)."""
+    from .eventlog import EVENTS, EventLog
+
+    return EventLog(EVENTS).read(newest)

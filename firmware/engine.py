@@ -261,6 +261,19 @@ class Net:
         """Bytes one parameter takes in this model's file: 4 (float32) or 1 (int8)."""
         return 1 if self.dtype == "int8" else 4
 
+    # A look inside (anne/trace.py, imported only when asked): from the model's file.
+    def trace(self, x):
+        """Every layer's pre-activations and outputs for ``x``: a list of dicts."""
+        from . import store, trace
+
+        return trace.trace_file(getattr(self, "path", None) or store.path(self.name), x)
+
+    def show(self, x):
+        """Print every layer's outputs for ``x``, a bar per neuron."""
+        from . import trace
+
+        trace.show(self.trace(x), self.labels, self.meta.get("features"), x)
+
     # Training (anne/train.py, imported only when asked): see that file for X and Y.
     def fit(self, X, Y, **options):
         from . import train

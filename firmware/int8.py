@@ -126,20 +126,31 @@ def reference(x, meta, layers):
 def reference_layer(q, z, layer):
     """One layer of reference(): its int8 outputs for its int8 inputs ``q``, whose
     zero point is ``z``."""
+    return activate(requantized(q, z, layer), layer)
+
+
+def requantized(q, z, layer):
+    """A layer's pre-activations p (a dense layer's requantized sums, an activation
+    layer's input) for its int8 inputs ``q`` of zero point ``z``."""
     if getattr(layer, "int8_prepared", False):
         raise ValueError("int8.reference needs layers as loaded, not prepared ones")
     _, out_zp, req_zp, lo, hi, flags = layer.quant
-    if layer.kind == "dense":
-        w, n_in, step = layer.weights, layer.inputs, _stride(layer)
-        p = []
-        for j in range(layer.units):
-            acc = layer.bias[j]
-            row = j * step
-            for i in range(n_in):
-                acc += _signed8(w[row + i]) * (q[i] - z)
-            p.append(_requantize(acc, layer.multiplier[j], layer.shift[j], req_zp, lo, hi))
-    else:
-        p = q
+    if layer.kind != "dense":
+        return q
+    w, n_in, step = layer.weights, layer.inputs, _stride(layer)
+    p = []
+    for j in range(layer.units):
+        acc = layer.bias[j]
+        row = j * step
+        for i in range(n_in):
+            acc += _signed8(w[row + i]) * (q[i] - z)
+        p.append(_requantize(acc, layer.multiplier[j], layer.shift[j], req_zp, lo, hi))
+    return p
+
+
+def activate(p, layer):
+    """A layer's int8 outputs for its pre-activations ``p`` (its table or softmax)."""
+    flags = layer.quant[5]
     if flags == _LUT:
         return [_signed8(layer.table[v + 128]) for v in p]
     if flags == _SOFTMAX:

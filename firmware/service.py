@@ -10,6 +10,7 @@
 # `eval` sends many times, builds it in place.
 import gc
 import os
+import struct
 import sys
 import time
 
@@ -43,6 +44,7 @@ class Service:
         self.active = lifecycle.Active()
         self.upload = None  # an Upload while one is open
         self.training = None  # a train_session.Session while one is open
+        self.monitoring = None  # a monitor_session.Session while one is open
         self.running = True
         self.reset(None)
 
@@ -404,6 +406,39 @@ class Service:
         # The modules a session imports: code is heap, imported again by the next one.
         forget("train_session", "train", "build")
         gc.collect()
+
+    # -- a look inside, and monitoring (trace.py and monitor_session.py: imported
+    # for these requests, forgotten when done; PROTOCOL.md, "Monitoring") --------
+
+    def trace(self, req):
+        x = field(req, "x", _BIN, "bin")
+        net = self.active.need()
+        sample(x, net.inputs)
+        from . import trace
+
+        try:
+            return {"layers": trace.trace_file(store.path(net.name), struct.unpack("<%df" % net.inputs, x))}
+        finally:
+            forget("trace")
+
+    def monitoring(self, req):
+        # monitor_config, monitor_start, monitor_feed, monitor_read, monitor_stop and
+        # events, in monitor_session.py: one resident method for the six (code is heap).
+        if req.get("cmd") == "monitor_start" and self.training:
+            raise Refused("bad_request", "a training session is open: end it first (train_end)")
+        from . import monitor_session
+
+        try:
+            return monitor_session.handle(self, req)
+        finally:
+            self._forget_monitor()
+
+    monitor_config = monitor_start = monitor_feed = monitor_read = monitor_stop = events = monitoring
+
+    def _forget_monitor(self):
+        if not self.monitoring:
+            forget("monitor_session", "monitor", "eventlog")
+            gc.collect()
 
     def exit(self, req):
         self.running = False

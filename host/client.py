@@ -412,6 +412,49 @@ class Client:
     def train_end(self, save=True):
         return self.call("train_end", save=save, timeout=max(self.timeout, 60))
 
+    # -- a look inside, and monitoring (PROTOCOL.md, "Monitoring") ----------
+    def trace(self, x):
+        """Every layer of the active model for one sample: [{kind, activation, units,
+        pre, out (and pre_q, out_q for int8)}], computed on the board."""
+        return self.call("trace", x=_f32(x))["layers"]
+
+    def monitor_configure(self, config):
+        """Store ``config`` (a dict) as the board's monitor.json, checked by the board."""
+        return self.call("monitor_config", config=config)
+
+    def monitor_start(self, replay=False, config=None):
+        """Open a monitor session (replayed readings, or the board's own sensors) with the
+        stored configuration or ``config``; returns what it monitors."""
+        fields = {"replay": replay}
+        if config is not None:
+            fields["config"] = config
+        self.monitor_info = self.call("monitor_start", timeout=max(self.timeout, 60), **fields)
+        return self.monitor_info
+
+    def monitor_feed(self, readings, start_ms):
+        """Feed readings (rows x inputs) from board time ``start_ms``; the windows they end."""
+        return self.call("monitor_feed", x=np.ascontiguousarray(readings, "<f4").tobytes(),
+                         start_ms=int(start_ms))["windows"]
+
+    def monitor_read(self):
+        """A window of the board's own readings, read at its sampling period."""
+        info = getattr(self, "monitor_info", None) or {}
+        wait = (info.get("window", 10) * info.get("period_ms", 100)) / 1000.0
+        return self.call("monitor_read", timeout=max(self.timeout, wait + 10))["windows"]
+
+    def monitor_stop(self):
+        return self.call("monitor_stop")
+
+    def events(self):
+        """The monitor's event log, newest first: [seq, ms, class, action bits, outputs]."""
+        out, before = [], None
+        while True:
+            reply = self.call("events", **({} if before is None else {"before": before}))
+            out += reply["events"]
+            if not reply["more"] or not reply["events"]:
+                return out
+            before = reply["events"][-1][0]
+
     def exit(self):
         """Leave the server: the board is back at its friendly REPL."""
         self.call("exit")

@@ -271,16 +271,7 @@ def add_infer(p):
 def cmd_infer(args):
     with _board(args) as board:
         model = _active_model(board, args)
-        samples = None
-        if args.csv:
-            samples = csvdata.load(args.csv, model["inputs"], model.get("features"),
-                                   columns=_names(args.columns))
-            if not 1 <= args.row <= len(samples):
-                raise AnneError("%s has %d data rows; --row %d does not exist"
-                                % (args.csv, len(samples), args.row))
-            x = samples.x[args.row - 1].tolist()
-        else:
-            x = csvdata.parse_row(args.values, model["inputs"]).tolist()
+        x, samples = _sample(args, model)
         outputs, k, us = board.infer(x)
     present.inferred(args.json, model, outputs, k, us, board.info, samples)
 
@@ -450,6 +441,85 @@ def cmd_pull(args):
     present.pulled(args.json, args.name, len(blob), pull.write(blob, args.name, args.output, args.keras))
 
 
+def add_trace(p):
+    add_infer(p)
+    p.add_argument("--plot", metavar="PNG", help="draw the network for this sample (needs the plot extra)")
+
+
+def cmd_trace(args):
+    with _board(args) as board:
+        model = _active_model(board, args)
+        x, _ = _sample(args, model)
+        layers = board.trace(x)
+        doc = None
+        if args.plot:  # the picture needs the weights: the model itself, pulled
+            from . import netplot, pull
+
+            doc = pull.document(board.pull(model["name"]), model["name"])
+            netplot.draw(doc, layers, x, args.plot)
+    present.traced(args.json, model, x, layers, args.plot)
+
+
+def _sample(args, model):
+    # One sample (infer, trace): the values given, or a row of --csv; and that file's samples.
+    if args.csv:
+        samples = csvdata.load(args.csv, model["inputs"], model.get("features"), columns=_names(args.columns))
+        if not 1 <= args.row <= len(samples):
+            raise AnneError("%s has %d data rows; --row %d does not exist" % (args.csv, len(samples), args.row))
+        return samples.x[args.row - 1].tolist(), samples
+    return csvdata.parse_row(args.values, model["inputs"]).tolist(), None
+
+
+def add_monitor(p):
+    p.add_argument("--configure", metavar="FILE", help="store this monitor configuration (JSON) on the board, "
+                                                       "checked against its model (docs/MONITOR.md)")
+    p.add_argument("--replay", metavar="CSV", help="feed these recorded readings through the board's monitor "
+                                                   "instead of its sensors (columns named as the inputs)")
+    p.add_argument("--fast", action="store_true", help="with --replay: as fast as the link goes, not at the sampling rate")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (of readings, with --replay)")
+    p.add_argument("--plot", metavar="PNG", help="draw the outputs and actions over time at the end")
+
+
+def cmd_monitor(args):
+    from . import monitor, monitor_view
+
+    with _board(args) as board:
+        if args.configure:
+            stored = board.monitor_configure(monitor.read_config(args.configure))
+            present.configured(args.json, args.configure, stored)
+            if not args.replay and args.duration is None:
+                return 0
+        session = board.monitor_start(replay=bool(args.replay))
+        labels = board.model().get("labels") or []
+        try:
+            data = monitor.load_replay(args.replay, session) if args.replay else None
+            if args.json:
+                watch = _watch(board, data, args, lambda r: monitor_view.json_line(r, labels))
+            else:
+                with monitor_view.LiveView(session, labels) as view:
+                    watch = _watch(board, data, args, view.window)
+        finally:
+            board.monitor_stop()
+    if args.plot:
+        monitor_view.plot(watch, labels, args.plot, title="%s: %d windows" % (session["model"], len(watch.windows)))
+    return 0
+
+
+def _watch(board, data, args, on_window):
+    from . import monitor
+
+    if data is not None:
+        return monitor.replay(board, data, args.fast, args.duration, on_window)
+    return monitor.live(board, args.duration, on_window)
+
+
+def cmd_events(args):
+    with _board(args) as board:
+        events = board.events()
+        labels = board.model().get("labels") or [] if board.info.get("active") else []
+    present.events(args.json, events, labels)
+
+
 def add_sim(p):
     p.add_argument("--flash", help="folder that holds the virtual flash (default: $ANNE_SIM_DIR, "
                                    "else the user data folder)")
@@ -521,6 +591,9 @@ def cmd_repl(args):
 
 
 def add_demo(p):
+    p.add_argument("what", nargs="?", choices=["iris", "monitor"], default="iris",
+                   help="iris (default): the IRIS nets and scikit-learn's data sets, evaluated; "
+                        "monitor: a day of a pump's bearing wearing, replayed through the board's monitor")
     p.add_argument("--plot", help="folder to draw each net's confusion matrix into (PNG)")
 
 
@@ -533,6 +606,13 @@ def cmd_demo(args):
             args.port = find_board()
         except LinkError:
             args.port = "sim"
+    if args.what == "monitor":
+        from . import demo_monitor
+
+        with _board(args) as board:
+            result = demo_monitor.run(board)
+        demo_monitor.show(result, args.json, args.plot)
+        return 0
     with _board(args) as board:
         entries = demo.reports(board, args.json, args.plot)
     demo.summary(entries, args.json)
@@ -553,8 +633,12 @@ COMMANDS = {
     "bench": ("time each layer on the board", add_bench, cmd_bench),
     "train": ("train a stored model, or a new one, on the board from a labelled CSV file", add_train, cmd_train),
     "pull": ("copy a stored model out of the board (model document, .anne file, Keras model)", add_pull, cmd_pull),
+    "trace": ("every layer's values for one sample, computed on the board (--plot: a picture)", add_trace, cmd_trace),
+    "monitor": ("condition monitoring: configure it, watch it live, or replay recorded readings", add_monitor, cmd_monitor),
+    "events": ("the monitor's event log on the board", add_nothing, cmd_events),
     "sim": ("run a virtual Pico and print its port", add_sim, cmd_sim),
     "deploy": ("install the firmware on a board (mpy-cross + mpremote)", add_deploy, cmd_deploy),
     "repl": ("open the board's Python REPL (stops the ANNE server; Ctrl-] leaves)", add_nothing, cmd_repl),
-    "demo": ("the IRIS nets onto a board (virtual unless one is attached), evaluated", add_demo, cmd_demo),
+    "demo": ("the IRIS nets and more onto a board (virtual unless one is attached), evaluated; "
+             "demo monitor: a pump replayed through the monitor", add_demo, cmd_demo),
 }

@@ -265,3 +265,47 @@ def repl_banner(port, virtual):
           "  >>> net = anne.load('NAME')       then net.predict([...]), net.summary()\n"
           "  Ctrl-] or Ctrl-X leaves%s." % (port, " (and stops the virtual Pico)" if virtual else ""),
           file=sys.stderr, flush=True)
+
+
+def traced(as_json, model, x, layers, plot=None):
+    """Every layer's outputs for one sample, computed on the board (anne-host trace)."""
+    if as_json:
+        _emit(True, {"model": model["name"], "x": x, "layers": layers, "plot": plot}, None)
+        return
+    lines = ["%s on %s" % (model["name"], _numbers(x))]
+    labels = model.get("labels") or []
+    for k, layer in enumerate(layers):
+        last = k == len(layers) - 1
+        lines.append("layer %d: %s %s, %d units" % (k, layer["kind"], layer["activation"], layer["units"]))
+        pre = layer.get("pre")
+        for j, v in enumerate(layer["out"]):
+            name = str(j)
+            if last and layer["units"] == 1 and len(labels) == 2:  # one sigmoid: the second class's
+                name = labels[1]
+            elif last and j < len(labels):
+                name = labels[j]
+            lines.append("  %-12s out %-11.5g%s" % (name[:12], v, "" if pre is None else " pre %.5g" % pre[j]))
+    if plot:
+        lines.append("drew %s" % plot)
+    print("\n".join(lines))
+
+
+def configured(as_json, path, stored):
+    _emit(as_json, dict(_plain(stored), file=str(path)),
+          "stored %s on the board as %s (%d bytes); anne-host monitor watches it" % (path, stored["stored"], stored["bytes"]))
+
+
+def events(as_json, events, labels):
+    """The monitor's event log, newest first."""
+    rows = [{"seq": e[0], "ms": e[1], "class": e[2], "label": labels[e[2]] if 0 <= e[2] < len(labels) else None,
+             "actions": e[3], "outputs": e[4][:max(1, len(labels))]} for e in events]
+    if as_json:
+        _emit(True, rows, None)
+        return
+    if not rows:
+        print("no events logged")
+        return
+    print("  seq        t (s)  class         actions  outputs")
+    for r in rows:
+        print("%5d %12.3f  %-12s  %-8s %s" % (r["seq"], r["ms"] / 1000.0, r["label"] or r["class"],
+                                            bin(r["actions"]), _numbers(r["outputs"])))

@@ -9,7 +9,9 @@ COMMANDS = (
     ("upload_chunk", False), ("upload_end", False), ("select", True), ("delete", False),
     ("infer", True), ("batch", True), ("bench", True), ("stats", True), ("reset", True),
     ("pull", True), ("train_begin", True), ("train_step", False), ("train_eval", True),
-    ("train_end", False), ("exit", False),
+    ("train_end", False), ("trace", True), ("monitor_config", True), ("monitor_start", True),
+    ("monitor_feed", False), ("monitor_read", False), ("monitor_stop", False), ("events", True),
+    ("exit", False),
 )
 NAMES = tuple(name for name, _ in COMMANDS)
 REPEATABLE = frozenset(name for name, again in COMMANDS if again)

@@ -52,7 +52,8 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 STABLE_CODES = frozenset((
     "bad_request", "unknown_command", "bad_name", "no_model", "bad_model", "bad_checksum",
     "no_upload", "bad_offset", "too_long", "incomplete", "no_space", "flash_error",
-    "no_memory", "bad_input", "too_big", "no_training", "cannot_train", "diverged"))
+    "no_memory", "bad_input", "too_big", "no_training", "cannot_train", "diverged",
+    "bad_config", "no_config", "no_monitor", "no_sensor"))
 # Heap in use after a burst (measured by stats after gc.collect()) may differ from
 # its level after the warm-up (one burst of every category: a command used for the
 # first time may import a module or build a table once, which is not a leak) by this much. The collector is exact for the heap but scans the C stack
@@ -114,7 +115,7 @@ def rand_key(rng):
 
 
 def wrong(rng, kind):
-    """A value of any type but ``kind`` ("int", "str" or "bin")."""
+    """A value of any type but ``kind`` ("int", "str", "bin" or "map")."""
     while True:
         v = rand_value(rng)
         if kind == "int" and (type(v) is int):
@@ -122,6 +123,8 @@ def wrong(rng, kind):
         if kind == "str" and isinstance(v, str):
             continue
         if kind == "bin" and isinstance(v, bytes):
+            continue
+        if kind == "map" and isinstance(v, dict):
             continue
         return v
 
@@ -608,6 +611,42 @@ def case_damage_then_request(g):
     return Case(damage.data + case.data, case.expects)
 
 
+# A look inside and monitoring. No case opens a monitor session (one would change the
+# active model), so feeding, reading and stopping find none; configurations are refused
+# on their fields or for a model that is not stored; trace and events only read.
+
+def case_monitoring(g):
+    rng = g.rng
+    kind = rng.randrange(7)
+    if kind == 0:
+        cmd = rng.choice(("monitor_feed", "monitor_read", "monitor_stop"))
+        fields = {"cmd": cmd, "x": f32([0.5] * 4), "start_ms": rng.randint(0, 10**6)}
+        if cmd == "monitor_feed" and rng.random() < 0.5:
+            key = rng.choice(("x", "start_ms"))
+            return g.request(_mutate(rng, fields, key, "bin" if key == "x" else "int"), "bad_request")
+        return g.request(fields, "no_monitor")
+    if kind == 1:
+        fields = {"cmd": rng.choice(("monitor_config", "monitor_start")), "config": {"model": g.absent_name(),
+                  "inputs": [{"adc": 4}]}}
+        return g.request(fields, "no_model")
+    if kind == 2:
+        cmd = rng.choice(("monitor_config", "monitor_start"))
+        fields = {"cmd": cmd, "config": wrong(rng, "map")} if cmd == "monitor_config" else \
+            {"cmd": cmd, "replay": _not_bool(rng)}
+        return g.request(fields, "bad_request")
+    if kind == 3:
+        config = rng.choice(({}, {"model": 7}, {"inputs": []}))
+        return g.request({"cmd": rng.choice(("monitor_config", "monitor_start")), "config": config}, "bad_config")
+    if kind == 4:
+        if rng.random() < 0.5:
+            return g.request({"cmd": "events", "before": rng.choice((0, -3, "7", 1.5))}, "bad_request")
+        return g.request({"cmd": "events"}, "ok")
+    if kind == 5:
+        return g.request({"cmd": "trace", "x": f32([rng.choice(_SPECIAL) for _ in range(g.inputs)])}, "ok")
+    return g.request({"cmd": "trace", "x": rng.randbytes(4 * g.inputs + rng.choice((-4, -1, 1, 4)))},
+                     "bad_input")
+
+
 # name -> (wire or request, maker)
 CATEGORIES = {
     "noise": ("wire", case_noise),
@@ -625,6 +664,7 @@ CATEGORIES = {
     "bad_inputs": ("request", case_bad_inputs),
     "upload_order": ("request", case_upload_order),
     "training": ("request", case_training),
+    "monitoring": ("request", case_monitoring),
     "noise_between": ("request", case_noise_between),
     "damage_then_request": ("request", case_damage_then_request),
 }
