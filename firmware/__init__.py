@@ -56,7 +56,7 @@ def monitor(config=None, duration_ms=None, quiet=False):
     """Run the condition monitor: ``config`` a dict or a JSON file's path (default
     monitor.json), for ``duration_ms`` or until Ctrl-C; prints a line per window
     unless ``quiet``. Returns the Monitor (its log, its rules' states)."""
-    from .monitor import run_configured
+    from .monitoring import run_configured
 
     return run_configured(config, duration_ms, quiet)
 
@@ -66,3 +66,18 @@ def events(newest=None):
     from .eventlog import EVENTS, EventLog
 
     return EventLog(EVENTS).read(newest)
+
+
+def boot():
+    """What main.py runs: the monitor if monitor.json asks for it at boot, then the server."""
+    import sys
+
+    from .monitoring import at_boot
+
+    at_boot()
+    for name in ("monitoring", "eventlog"):  # code is heap: the server's now
+        sys.modules.pop("anne." + name, None)
+        globals().pop(name, None)
+    from . import server
+
+    server.run()

@@ -9,7 +9,7 @@ import struct
 
 from . import store
 from .eventlog import EVENTS, EventLog
-from .monitor import CONFIG, ConfigError, Monitor, Recorder, check
+from .monitoring import CONFIG, ConfigError, Monitor, Recorder, check
 from .protocol import modelfile
 from .refused import Refused, field, flash_error, int_field
 
@@ -111,7 +111,7 @@ class Session:
 
     def read(self):
         # A window of live readings, at the sampling period: its result and readings.
-        from .monitor import _source
+        from .monitoring import _source
 
         m = self.monitor
         if self.sources is None:

@@ -437,7 +437,7 @@ class Service:
 
     def _forget_monitor(self):
         if not self.monitoring:
-            forget("monitor_session", "monitor", "eventlog")
+            forget("monitor_session", "monitoring", "eventlog")
             gc.collect()
 
     def exit(self, req):

@@ -1,5 +1,5 @@
 """The monitor's window features on the host, as the board computes them (firmware/
-monitor.py): to train a model on the numbers the board will give it, and to check
+monitoring.py): to train a model on the numbers the board will give it, and to check
 the board's. Windows are tumbling; per input, each named feature in order."""
 
 import numpy as np

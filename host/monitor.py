@@ -1,6 +1,6 @@
 """Condition monitoring from the host: store a monitor's configuration on the board, and
 watch it work, on its own sensors (a window at a time) or on recorded readings replayed
-at the sampling rate through the same code on the board (firmware/monitor.py), with its
+at the sampling rate through the same code on the board (firmware/monitoring.py), with its
 event log read back. What a window gives is the board's: features, the net's outputs,
 the class, the actions and the board time from the window's last reading to its actions."""
 

@@ -24,7 +24,7 @@ MODELS = ROOT / "models"
 
 _ON_BOARD = """
 import anne, gc, json
-from anne.monitor import Monitor, Recorder
+from anne.monitoring import Monitor, Recorder
 out = {}
 for name in ("bench_iris3", "bench_iris3_int8"):
     net = anne.load(name)

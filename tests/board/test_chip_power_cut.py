@@ -5,6 +5,7 @@ being written is the old or the new one, never a part, and the server starts.
 
 ANNE_POWER_CUTS sets the number of cuts (default 8)."""
 
+import json
 import os
 import random
 import threading
@@ -100,3 +101,50 @@ def test_power_cuts_during_uploads_deletes_and_selects_lose_nothing(own_chip):
                 board.delete("spare")
     print("power cuts:", counts)
     assert counts["upload"] == 0 or counts["new"] + counts["old"] == counts["upload"]
+
+
+_WRITER = """
+import os
+from anne.eventlog import EventLog
+try:
+    os.mkdir('models')
+except OSError:
+    pass
+log = EventLog('models/.events', 16)
+while True:
+    k = log.next
+    log.write(k * 10, k % 5, [k / 7, -k / 3], k % 256)
+"""
+_READER = "import json\nfrom anne.eventlog import EventLog\nprint(json.dumps(EventLog('models/.events').read()))"
+
+
+def test_power_cuts_while_the_monitor_logs_leave_every_readable_event_whole(own_chip):
+    # The monitor's event log (a ring of CRC-checked records, written in place) on the
+    # chip's littlefs: the power goes while events are written, three times.
+    from anne_host import deploy
+
+    rng = random.Random(7)
+    for _ in range(3):
+        writer = threading.Thread(target=lambda: _quietly(own_chip.exec, _WRITER), daemon=True)
+        writer.start()
+        time.sleep(4 + rng.uniform(0, 3))
+        own_chip.stop()
+        writer.join(60)
+        own_chip.start()
+    text = deploy.mpremote(own_chip.port, "exec", _READER, what="reading the event log")
+    events = json.loads(text.strip().splitlines()[-1])
+    assert len(events) >= 15  # the ring holds 16: at most the record being written is lost
+    seqs = [e[0] for e in events]
+    assert seqs == sorted(set(seqs), reverse=True)
+    for seq, ms, cls, bits, values in events:
+        assert (ms, cls, bits) == (seq * 10, seq % 5, seq % 256)
+        assert values[:2] == pytest.approx([seq / 7, -seq / 3], rel=1e-6)
+    with Client.open(own_chip.port) as board:  # and the server still starts
+        assert board.hello()["protocol"] >= 2
+
+
+def _quietly(f, *args):
+    try:
+        f(*args)
+    except Exception:  # the power cut ends it
+        pass

@@ -95,3 +95,18 @@ def test_looking_and_monitoring_leave_no_heap_behind(anne, tmp_path):
         assert anne("events")[0] == 0
     # names the interpreter interned stay (under 3 KB); the modules' code goes
     assert before - anne.json("info")["mem_free"] < 3000
+
+
+def test_the_live_view_shows_features_outputs_actions_and_events(anne, tmp_path):
+    rows = (PUMP / "pump_day.csv").read_text().splitlines()
+    (tmp_path / "part.csv").write_text("\n".join(rows[:1 + 6 * 32]) + "\n")
+    assert anne("upload", str(PUMP / "pump.json"))[0] == 0
+    assert anne("monitor", "--configure", str(PUMP / "monitor.json"))[0] == 0
+    code, out, err = anne("monitor", "--replay", str(tmp_path / "part.csv"), "--fast",
+                          "--plot", str(tmp_path / "m.png"))
+    assert code == 0, err
+    for text in ("pump on the board", "windows: 6", "features of the last window", "vibration_g",
+                 "temperature_c", "the net's outputs", "normal", "LED (worn)", "GPIO 15 (failing)",
+                 "board reaction time", "events (newest first)"):
+        assert text in out, text
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"

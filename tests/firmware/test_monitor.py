@@ -4,6 +4,7 @@ flash, and a power cut in the middle of writing one."""
 
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -29,7 +30,7 @@ def _net_file(tmp_path, n_in, weights, bias, labels=None, act="linear", name="m"
 
 def _feed(run_mpy, model, config, rows, times=None, log=None):
     """Each window's result for the readings ``rows`` fed one by one."""
-    code = ("import anne, json\nfrom anne.monitor import Monitor, Recorder\nfrom anne.eventlog import EventLog\n"
+    code = ("import anne, json\nfrom anne.monitoring import Monitor, Recorder\nfrom anne.eventlog import EventLog\n"
             "cfg = json.loads(%r)\nnet = anne.load(%r)\n"
             "outs = [Recorder() for _ in cfg.get('actions', [])]\n"
             "m = Monitor(cfg, net, outs, EventLog(%r, 8) if %r else None)\nres = []\n"
@@ -110,7 +111,7 @@ def test_the_ring_keeps_the_newest_and_skips_a_damaged_record(run_mpy, tmp_path)
 
 def test_a_configuration_that_does_not_fit_the_model_says_what_is_wrong(run_mpy, tmp_path):
     model = _net_file(tmp_path, 3, [[1.0, 1.0, 1.0]], [0.0])
-    code = ("import anne\nfrom anne.monitor import Monitor\nnet = anne.load(%r)\n"
+    code = ("import anne\nfrom anne.monitoring import Monitor\nnet = anne.load(%r)\n"
             "for cfg in [{'inputs': [{'adc': 4}], 'window': 4, 'features': ['mean', 'std']},\n"
             "            {'inputs': [{'adc': 4}], 'features': ['mean', 'median']},\n"
             "            {'inputs': [{'adc': 4}], 'features': ['mean', 'std', 'max'],\n"
@@ -170,3 +171,39 @@ def test_anne_monitor_runs_live_from_monitor_json_and_logs(run_mpy, tmp_path):
     # the class flips every 4 windows, and each flip is an event: the newest first
     assert out[-1].startswith("events [") and out[-1].endswith(" %d" % len(windows))
     assert eval(out[-1][len("events "):out[-1].rindex("]") + 1]) in ([0, 1, 0, 1], [1, 0, 1, 0])
+
+
+def test_at_boot_the_monitor_runs_until_a_host_speaks_then_the_server_answers(tmp_path, board_lib):
+    # main.py's anne.boot(): monitor.json says "at_boot", so the monitor runs with no host,
+    # logging as it goes; a byte from a host stops it and the server then answers hello.
+    import msgpack
+
+    from anne_host.protocol import framing
+
+    (tmp_path / "models").mkdir()
+    _net_file(tmp_path / "models", 1, [[0.0], [4.0]], [0.0, 0.0], labels=["ok", "hot"],
+              act="softmax", name="temp")
+    (tmp_path / "sensor.py").write_text(
+        "_k = [0]\ndef read():\n    _k[0] += 1\n    return 1.0 if (_k[0] // 10) % 2 else -1.0\n")
+    (tmp_path / "monitor.json").write_text(json.dumps({
+        "model": "temp", "inputs": [{"call": "sensor.read"}], "period_ms": 5, "window": 5,
+        "features": ["mean"], "actions": [{"class": "hot", "pin": 25}], "at_boot": True}))
+    argv, env = unixport.command(board_lib, args=["-c", "import anne\nanne.boot()"])
+    proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        time.sleep(1.5)
+        assert proc.poll() is None  # still monitoring
+        events = unixport.run("import anne, json\nprint(json.dumps(anne.events()))", board_lib, cwd=tmp_path)
+        assert len(json.loads(events.strip().splitlines()[-1])) >= 3  # the class flips, logged
+        proc.stdin.write(b"\x00")  # a host's first byte (the filler's)
+        proc.stdin.flush()
+        time.sleep(0.5)
+        proc.stdin.write(framing.encode(msgpack.packb({"cmd": "hello", "id": 1})))
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        assert ready, "the server did not answer"
+        reply = os.read(proc.stdout.fileno(), 4096)
+        assert b"protocol" in reply and b"mem_free" in reply  # the server took over
+    finally:
+        proc.kill()
+        proc.wait()

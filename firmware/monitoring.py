@@ -54,6 +54,8 @@ def check(config, inputs=None, outputs=None, labels=()):
         raise ConfigError("'actions' must be a list")
     c["actions"] = [_rule(r, k, outputs, labels) for k, r in enumerate(rules)]
     c["log"] = int(_number(c, "log", 64, 0))
+    if c.get("at_boot", False) not in (True, False):
+        raise ConfigError("'at_boot' must be true or false")
     return c
 
 
@@ -203,14 +205,17 @@ class Monitor:
             bits |= (1 << k) if self.state[k] else 0
         return bits
 
-    def run(self, duration_ms=None, report=None):
+    def run(self, duration_ms=None, report=None, stop=None):
         """Read the configured sources every period and feed them; ``report`` is called
-        with each window's result. Stops after duration_ms, or on Ctrl-C."""
+        with each window's result. Stops after duration_ms, when ``stop()`` is true
+        (asked once a period), or on Ctrl-C."""
         read = [_source(src) for src in self.config["inputs"]]
         period = int(self.config["period_ms"])
         start = due = time.ticks_ms()
         try:
             while duration_ms is None or time.ticks_diff(due, start) < duration_ms:
+                if stop and stop():
+                    break
                 wait = time.ticks_diff(due, time.ticks_ms())
                 if wait > 0:
                     time.sleep_ms(wait)
@@ -279,7 +284,31 @@ def _source(src):
 CONFIG = "monitor.json"  # beside main.py, in the board's root
 
 
-def run_configured(config=None, duration_ms=None, quiet=False):
+def at_boot():
+    """main.py's first step: with a monitor.json whose "at_boot" is true, monitor with no
+    host attached until a host sends a byte (or Ctrl-C); then return, the monitor and its
+    code let go, for the server to start. A missing or broken file: return at once."""
+    import json
+    import select
+    import sys
+
+    try:
+        with open(CONFIG) as f:
+            config = json.load(f)
+        if not isinstance(config, dict) or config.get("at_boot") is not True:
+            return False
+    except (OSError, ValueError):
+        return False
+    poll = select.poll()
+    poll.register(sys.stdin, select.POLLIN)
+    try:
+        run_configured(config, quiet=True, stop=lambda: poll.poll(0))
+    except Exception as e:  # a monitor that cannot run must not keep the server from starting
+        print("monitor not started: %s: %s" % (type(e).__name__, e))
+    return True
+
+
+def run_configured(config=None, duration_ms=None, quiet=False, stop=None):
     # anne.monitor(): the configuration (a dict, a file, or monitor.json), its model
     # loaded, its log opened, and the loop run, printing a line per window.
     import json
@@ -306,5 +335,5 @@ def run_configured(config=None, duration_ms=None, quiet=False):
             r["ms"], net.labels[r["class"]] if r["class"] < len(net.labels) else r["class"],
             " ".join("%.3f" % v for v in r["outputs"]), bin(r["actions"]), r["reaction_us"]))
 
-    m.run(duration_ms, None if quiet else report)
+    m.run(duration_ms, None if quiet else report, stop)
     return m
