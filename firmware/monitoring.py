@@ -37,8 +37,13 @@ def check(config, inputs=None, outputs=None, labels=()):
         raise ConfigError("'inputs' must list the sources, e.g. [{\"adc\": 4}]")
     for src in c["inputs"]:
         if not isinstance(src, dict) or not ("adc" in src or "call" in src or "replay" in src):
-            raise ConfigError("an input is {\"adc\": channel}, {\"call\": \"module.function\"} "
+            raise ConfigError("an input is {\"adc\": channel}, {\"call\": \"function\"} (of sensors.py) "
                               "or {\"replay\": \"name\"}, not %r" % (src,))
+        name = src.get("call")
+        if name is not None and not callable(name) and not (
+                isinstance(name, str) and name and name[0] != "_"
+                and all(c.isalpha() or c.isdigit() or c == "_" for c in name)):
+            raise ConfigError("'call' names a function of sensors.py, such as \"read\", not %r" % (name,))
     c["period_ms"] = _number(c, "period_ms", 100, 1)
     c["window"] = int(_number(c, "window", 10, 1))
     feats = c.get("features", ["mean"])
@@ -276,8 +281,19 @@ def _source(src):
             return lambda: 27.0 - (adc.read_u16() * 3.3 / 65535 - 0.706) / 0.001721
         return lambda: adc.read_u16() * 3.3 / 65535
     if "call" in src:
-        module, _, name = src["call"].rpartition(".")
-        return getattr(__import__(module), name)
+        # A function of the user's sensors.py, beside main.py: the module's name is fixed,
+        # so a configuration sent over the wire can name a function but import nothing else.
+        # At the REPL the function itself may be given.
+        name = src["call"]
+        if callable(name):
+            return name
+        try:
+            import sensors
+        except ImportError:
+            raise ConfigError("input %r needs sensors.py on the board, beside main.py" % (src,))
+        if not callable(getattr(sensors, name, None)):
+            raise ConfigError("sensors.py has no function %r" % name)
+        return getattr(sensors, name)
     raise ConfigError("input %r can only be replayed (anne-host monitor --replay)" % (src,))
 
 

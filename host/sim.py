@@ -43,14 +43,18 @@ FS_BLOCK = VIRTUAL.fs_block
 def pico_flash_free(flash_dir=None, model_sizes=()):
     """The bytes an RPI_PICO's file system would have free holding what the virtual
     Pico's flash holds: the files in ``flash_dir`` when the folder is known, else the
-    stored models (``model_sizes``, from the board's list) and the firmware's sources.
+    stored models (``model_sizes``, from the board's list) and the firmware as installed.
     Littlefs gives each file whole blocks and each folder, the root too, two."""
     if flash_dir is not None:
         flash_dir = Path(flash_dir)
         files = [f.stat().st_size for f in flash_dir.rglob("*") if f.is_file()]
         folders = sum(1 for f in flash_dir.rglob("*") if f.is_dir())
     else:
-        files = list(model_sizes) + [src.stat().st_size for _, src in board_files.board_sources()]
+        # The firmware as the virtual Pico installs it: compiled where mpy-cross is there.
+        compiled = _compiled_firmware()
+        firmware = ([len(data) for data in compiled.values()] if compiled is not None
+                    else [src.stat().st_size for _, src in board_files.board_sources()])
+        files = list(model_sizes) + firmware
         folders = 4  # lib, lib/anne, lib/anne/protocol, models
     used = sum(-(-size // FS_BLOCK) for size in files) + 2 * (folders + 1)
     return max(0, PICO_FS_BYTES - FS_BLOCK * used)

@@ -31,6 +31,7 @@ def files(pico, tmp_path_factory):
     rows = TEST_ROWS.read_text().splitlines()
     (d / "id.csv").write_text("\n".join(["id," + rows[0]] + ["%d,%s" % (i, r) for i, r in enumerate(rows[1:])]))
     (d / "six.csv").write_text("a,b,c,d,e,f\n" + "1,2,3,4,5,6\n")
+    (d / "monitor_bad.json").write_text(json.dumps({"model": "iris6", "inputs": [{"adc": 4}], "features": ["mean"]}))
     with Client.open(pico.port) as board:
         board.upload(model_doc.pack(plain), "plain", activate=False)
         board.upload(model_doc.pack(model_doc.read(MODELS / "iris6.json")), "iris6")
@@ -65,6 +66,10 @@ CASES = [
     ("train M/iris.csv --model fresh --new 4-8-2", 2, "iris.csv holds 3 classes"),
     ("train M/iris.csv --model fresh --new 4-8-3 --lr 0", 2, "--lr above 0"),
     ("train M/iris.csv --model fresh --new 4-8-3 --batch 500", 2, "--batch is at most 144"),
+    ("trace 1 2", 3, "the model takes 4 inputs, but 2 numbers were given"),
+    ("monitor --configure D/monitor_bad.json", 5,
+     "1 inputs x features mean over a window of 10 give 1 numbers; the model takes 4 (bad_config)"),
+    ("events --port D/ttyACM9", 4, "ttyACM9: no such port"),
     ("pull no-such-model -o D/x.json", 5, "no stored model named 'no-such-model'"),
     ("pull plain", 2, "say where to write the model"),
     ("sim --heap lots", 2, "invalid int value: 'lots'"),

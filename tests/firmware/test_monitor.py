@@ -115,13 +115,20 @@ def test_a_configuration_that_does_not_fit_the_model_says_what_is_wrong(run_mpy,
             "for cfg in [{'inputs': [{'adc': 4}], 'window': 4, 'features': ['mean', 'std']},\n"
             "            {'inputs': [{'adc': 4}], 'features': ['mean', 'median']},\n"
             "            {'inputs': [{'adc': 4}], 'features': ['mean', 'std', 'max'],\n"
-            "             'actions': [{'class': 'hot', 'pin': 2}]}]:\n"
-            " try:\n  Monitor(cfg, net)\n except ValueError as e:\n  print('refused:', e)" % model)
+            "             'actions': [{'class': 'hot', 'pin': 2}]},\n"
+            "            {'inputs': [{'call': 'os.remove'}], 'features': ['mean', 'std', 'max']},\n"
+            "            {'inputs': [{'call': '__init__'}], 'features': ['mean', 'std', 'max']},\n"
+            "            {'inputs': [{'call': 'read'}], 'features': ['mean', 'std', 'max']}]:\n"
+            " try:\n  Monitor(cfg, net).run(1)\n except ValueError as e:\n  print('refused:', e)" % model)
     lines = run_mpy(code).strip().splitlines()
     assert lines == [
         "refused: 1 inputs x features mean,std over a window of 4 give 2 numbers; the model takes 3",
         "refused: 'features' must list some of raw, mean, std, min, max, rms, slope",
-        "refused: action 0: class 'hot' is not one of the model's (none)"]
+        "refused: action 0: class 'hot' is not one of the model's (none)",
+        # a function of the user's sensors.py, never another module's
+        "refused: 'call' names a function of sensors.py, such as \"read\", not 'os.remove'",
+        "refused: 'call' names a function of sensors.py, such as \"read\", not '__init__'",
+        "refused: input {'call': 'read'} needs sensors.py on the board, beside main.py"]
 
 
 def test_a_power_cut_while_logging_leaves_every_readable_event_whole(tmp_path, board_lib):
@@ -157,10 +164,10 @@ def test_anne_monitor_runs_live_from_monitor_json_and_logs(run_mpy, tmp_path):
     (tmp_path / "models").mkdir()
     _net_file(tmp_path / "models", 1, [[0.0], [4.0]], [0.0, 0.0], labels=["ok", "hot"],
               act="softmax", name="temp")
-    (tmp_path / "sensor.py").write_text(
+    (tmp_path / "sensors.py").write_text(
         "_k = [0]\ndef read():\n    _k[0] += 1\n    return 1.0 if (_k[0] // 20) % 2 else -1.0\n")
     (tmp_path / "monitor.json").write_text(json.dumps({
-        "model": "temp", "inputs": [{"call": "sensor.read"}], "period_ms": 10, "window": 5,
+        "model": "temp", "inputs": [{"call": "read"}], "period_ms": 10, "window": 5,
         "features": ["mean"], "actions": [{"class": "hot", "pin": 25}], "log": 16}))
     out = run_mpy("import anne\nm = anne.monitor(duration_ms=1000)\n"
                   "print('events', [e[2] for e in anne.events()][:4], m.windows_done)",
@@ -183,10 +190,10 @@ def test_at_boot_the_monitor_runs_until_a_host_speaks_then_the_server_answers(tm
     (tmp_path / "models").mkdir()
     _net_file(tmp_path / "models", 1, [[0.0], [4.0]], [0.0, 0.0], labels=["ok", "hot"],
               act="softmax", name="temp")
-    (tmp_path / "sensor.py").write_text(
+    (tmp_path / "sensors.py").write_text(
         "_k = [0]\ndef read():\n    _k[0] += 1\n    return 1.0 if (_k[0] // 10) % 2 else -1.0\n")
     (tmp_path / "monitor.json").write_text(json.dumps({
-        "model": "temp", "inputs": [{"call": "sensor.read"}], "period_ms": 5, "window": 5,
+        "model": "temp", "inputs": [{"call": "read"}], "period_ms": 5, "window": 5,
         "features": ["mean"], "actions": [{"class": "hot", "pin": 25}], "at_boot": True}))
     argv, env = unixport.command(board_lib, args=["-c", "import anne\nanne.boot()"])
     proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
