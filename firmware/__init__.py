@@ -56,16 +56,16 @@ def monitor(config=None, duration_ms=None, quiet=False):
     """Run the condition monitor: ``config`` a dict or a JSON file's path (default
     monitor.json), for ``duration_ms`` or until Ctrl-C; prints a line per window
     unless ``quiet``. Returns the Monitor (its log, its rules' states)."""
-    from .monitoring import run_configured
+    from .monitoring import monitor
 
-    return run_configured(config, duration_ms, quiet)
+    return monitor(config, duration_ms, quiet)
 
 
 def events(newest=None):
     """The monitor's logged events, newest first: (sequence, ms, class, action bits, outputs)."""
-    from .eventlog import EVENTS, EventLog
+    from .eventlog import events
 
-    return EventLog(EVENTS).read(newest)
+    return events(newest)
 
 
 def boot():

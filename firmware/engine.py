@@ -141,7 +141,18 @@ class Net:
         if name in _FROM_META:
             value = self.meta.get(name)
             return _FROM_META[name] if value is None else value
-        raise AttributeError(name)
+        # The REPL's look inside (net.trace(x), net.show(x)) and training (net.fit(X, Y,
+        # ...), net.evaluate(X, Y), net.save(name)): functions of trace.py and train.py,
+        # given this net, from modules imported when first asked for. A method each would
+        # be code held while a board only infers.
+        if name == "trace" or name == "show":
+            from . import trace as module
+        elif name == "fit" or name == "evaluate" or name == "save":
+            from . import train as module
+        else:
+            raise AttributeError(name)
+        f = getattr(module, name)
+        return lambda *args, **options: f(self, *args, **options)
 
     def _bind_int8(self, kernel):
         # An int8 model is one step: the int8 kernel quantizes the float input,
@@ -260,35 +271,6 @@ class Net:
     def param_bytes(self):
         """Bytes one parameter takes in this model's file: 4 (float32) or 1 (int8)."""
         return 1 if self.dtype == "int8" else 4
-
-    # A look inside (anne/trace.py, imported only when asked): from the model's file.
-    def trace(self, x):
-        """Every layer's pre-activations and outputs for ``x``: a list of dicts."""
-        from . import store, trace
-
-        return trace.trace_file(getattr(self, "path", None) or store.path(self.name), x)
-
-    def show(self, x):
-        """Print every layer's outputs for ``x``, a bar per neuron."""
-        from . import trace
-
-        trace.show(self.trace(x), self.labels, self.meta.get("features"), x)
-
-    # Training (anne/train.py, imported only when asked): see that file for X and Y.
-    def fit(self, X, Y, **options):
-        from . import train
-
-        return train.fit(self, X, Y, **options)
-
-    def evaluate(self, X, Y, **options):
-        from . import train
-
-        return train.evaluate(self, X, Y, **options)
-
-    def save(self, name):
-        from . import train
-
-        train.save(self, name)
 
     def summary(self):
         print("Model: %s  (%d inputs -> %d outputs, %s, kernel %s)"

@@ -71,3 +71,9 @@ class EventLog:
                 out.append((seq, ms, cls, actions, list(values)))
         out.sort(key=lambda r: -r[0])
         return out[:newest] if newest else out
+
+
+def events(newest=None):
+    """anne.events(): the logged events, newest first: (sequence, ms, class, action
+    bits, outputs)."""
+    return EventLog(EVENTS).read(newest)

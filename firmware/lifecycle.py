@@ -32,14 +32,18 @@ _REQUEST_ROOM = const(4096)
 def forget(*names):
     # Modules needed for one request (or one kind of model) are dropped from the module
     # table after it, so that their code is collected: on a board, code is heap.
+    # Returns how many were loaded.
+    gone = 0
     for name in names:
         full = "anne." + name
         if full in sys.modules:
+            gone += 1
             del sys.modules[full]
             parent, _, leaf = full.rpartition(".")
             package = sys.modules.get(parent)
             if package is not None and hasattr(package, leaf):
                 delattr(package, leaf)
+    return gone
 
 
 class Upload:

@@ -135,6 +135,7 @@ class Session:
             if r is not None:
                 out = _compact(r)
                 out["readings"] = readings
+                m.between(1000 * period)  # the next window begins with the next request
                 return {"windows": [out]}
             due = time.ticks_add(due, period)
 
@@ -158,6 +159,8 @@ def handle(svc, req):
     """The reply to a monitoring request (svc: the Service, whose `monitoring` holds the
     open Session)."""
     cmd = req["cmd"]
+    if cmd == "monitor_start" and svc.training:
+        raise Refused("bad_request", "a training session is open: end it first (train_end)")
     if cmd == "monitor_config":
         return configure(req)
     if cmd == "events":
@@ -169,6 +172,8 @@ def handle(svc, req):
         svc.monitoring = None
         svc.monitoring = Session(svc, config if config is not None else stored(), replay)
         return svc.monitoring.describe()
+    if cmd not in ("monitor_feed", "monitor_read", "monitor_stop"):
+        raise Refused("unknown_command", "unknown command %r" % cmd[:40])
     data = field(req, "x", (bytes, memoryview), "bin") if cmd == "monitor_feed" else None
     start = int_field(req, "start_ms") if cmd == "monitor_feed" else 0
     session = svc.monitoring

@@ -9,6 +9,7 @@
 # live one does: only the read differs. Windows are tumbling (each sample in one
 # window), and every feature but the raw values is accumulated as samples arrive, so
 # the work between a window's last sample and its action is the net and a few sums.
+import gc
 import math
 import time
 from array import array
@@ -166,6 +167,8 @@ class Monitor:
         self.log = log
         self.last_class = self.last_bits = None
         self.windows_done = 0
+        self.gc_us = 0  # how long the last collection between windows took
+        self.collections = 0
         for out, r in zip(self.outputs, self.rules):
             out.set(r["off"])
 
@@ -198,6 +201,17 @@ class Monitor:
         return {"features": list(self.x), "outputs": outputs, "class": cls, "actions": bits,
                 "event": event, "reaction_us": reaction, "ms": now}
 
+    def between(self, us_left):
+        """After a window, with ``us_left`` microseconds until the next reading: collect
+        the heap if a collection fits. Float arithmetic allocates, and a collection that
+        falls inside a window delays its action by milliseconds; made here, between
+        windows, it leaves the next windows the heap they need."""
+        if us_left > 2 * self.gc_us:
+            t0 = time.ticks_us()
+            gc.collect()
+            self.gc_us = time.ticks_diff(time.ticks_us(), t0)
+            self.collections += 1
+
     def _act(self, outputs, now):
         bits = 0
         for k, r in enumerate(self.rules):
@@ -225,9 +239,11 @@ class Monitor:
                 if wait > 0:
                     time.sleep_ms(wait)
                 result = self.feed([f() for f in read], due)
-                if result is not None and report:
-                    report(result)
                 due = time.ticks_add(due, period)
+                if result is not None:
+                    if report:
+                        report(result)
+                    self.between(1000 * time.ticks_diff(due, time.ticks_ms()))
         except KeyboardInterrupt:
             pass
 
@@ -318,15 +334,16 @@ def at_boot():
     poll = select.poll()
     poll.register(sys.stdin, select.POLLIN)
     try:
-        run_configured(config, quiet=True, stop=lambda: poll.poll(0))
+        monitor(config, quiet=True, stop=lambda: poll.poll(0))
     except Exception as e:  # a monitor that cannot run must not keep the server from starting
         print("monitor not started: %s: %s" % (type(e).__name__, e))
     return True
 
 
-def run_configured(config=None, duration_ms=None, quiet=False, stop=None):
-    # anne.monitor(): the configuration (a dict, a file, or monitor.json), its model
-    # loaded, its log opened, and the loop run, printing a line per window.
+def monitor(config=None, duration_ms=None, quiet=False, stop=None):
+    """anne.monitor(): the configuration (a dict, a file, or monitor.json), its model
+    loaded, its log opened, and the loop run for ``duration_ms`` or until Ctrl-C,
+    printing a line per window unless ``quiet``. Returns the Monitor."""
     import json
 
     from . import load, store

@@ -1,16 +1,17 @@
 # The board's command table: one handler per protocol command (protocol/PROTOCOL.md).
+# The commands a board seldom gets (training, pull, trace, monitoring) are served by
+# one method, occasional, from modules imported for them and forgotten after them.
 #
 # A handler takes the decoded request (a dict) and returns the reply's fields, or
 # raises Refused with a stable code and a message. Nothing a client sends is
 # executed, evaluated or imported: models are data, names are checked, commands
-# are looked up in COMMANDS. Every handler checks its request's fields (types and
+# are looked up in COMMANDS or matched by occasional. Every handler checks its request's fields (types and
 # ranges) before the board's state (an active model, an open upload), then the
 # values against that state; what a request does to the models is lifecycle.py's.
 # One handler returns its whole reply frame instead of fields: batch, which
 # `eval` sends many times, builds it in place.
 import gc
 import os
-import struct
 import sys
 import time
 
@@ -25,8 +26,6 @@ VERSION = "0.1.0"
 PROTOCOL = 2  # 2: hello gives model_count, list is paged (PROTOCOL.md)
 _MIN_FILE = const(34)  # header, one layer record, CRC: the smallest model file
 _MAX_REPEAT = const(100000)
-_MAX_BATCH = const(1024)  # rows per training step at most (a step's rows come in one request: fewer fit)
-_PULL_CHUNK = const(3072)  # bytes of a stored file per pull reply: with its keys, well inside a frame
 # A batch reply holds 4 bytes per output, a class byte and 4 bytes of time per row,
 # plus at most BATCH_KEYS bytes of keys, headers and id.
 _BATCH_ROOM = framing.MAX_BODY - BATCH_KEYS
@@ -37,20 +36,22 @@ _LIST_ROOM = const(3600)  # bytes of entries per list reply, for foreign names u
 _ENTRY = const(64)  # an entry's bytes besides its name
 _ENTRY_HEAP = const(256)  # heap a listed name and its entry take while a list reply is made
 MAX_MESSAGE = const(200)  # messages may quote what was sent: cut, so replies stay small
+TRAINING_MODULES = ("train_commands", "train_session", "train", "build")
+MONITOR_MODULES = ("monitor_session", "monitoring", "eventlog")
 
 
 class Service:
     def __init__(self):
         self.active = lifecycle.Active()
         self.upload = None  # an Upload while one is open
-        self.training = None  # a train_session.Session while one is open
+        self.training = None  # a train_session.Session while one is open (train_commands.py)
         self.monitoring = None  # a monitor_session.Session while one is open
         self.running = True
         self.reset(None)
 
     def close(self):
         self._close_upload()
-        self._close_training()
+        self.training = self.monitoring = None
 
     def hello(self, req):
         active = self.active
@@ -291,153 +292,38 @@ class Service:
                       "bad_frames": 0, "garbage_bytes": 0}
         return {}
 
-    def pull(self, req):
-        # A stored model file, a chunk at a time: the host joins them and checks the CRC.
-        offset = int_field(req, "offset")
-        if offset < 0:
-            raise Refused("bad_request", "field 'offset' must be 0 or more")
-        path = store.path(name_field(req))
+    # -- commands a board seldom gets: training, pull, trace and monitoring live in
+    # modules imported for the request and forgotten after it (code is heap), or when
+    # the session they open ends. One resident method serves them all.
+
+    def occasional(self, req):
+        # Every command not in COMMANDS comes here (a table entry is heap too): the
+        # names below, each a fixed module's (whose handle refuses a name it does not
+        # serve as unknown_command), and any other is unknown.
+        cmd = req["cmd"]
         try:
-            size = os.stat(path)[6]
-        except OSError:
-            raise Refused("no_model", "no stored model named %r" % req["name"])
-        if offset > size:
-            raise Refused("bad_offset", "offset %d is past the file's %d bytes" % (offset, size))
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read(min(_PULL_CHUNK, size - offset))
-        return {"size": size, "offset": offset, "data": data}
-
-    # -- training (PROTOCOL.md, "Training"; the work is train_session.py's) ----
-
-    def train_begin(self, req):
-        # Everything that can be refused without the training code is refused
-        # here, before it is imported (20 KB of heap, forgotten again when the
-        # session ends).
-        name = name_field(req)
-        batch = int_field(req, "batch")
-        if not 0 < batch <= _MAX_BATCH:
-            raise Refused("bad_request", "batch must be 1 to %d rows" % _MAX_BATCH)
-        kind = req.get("optimizer", "sgd")
-        if kind not in ("sgd", "adam"):
-            raise Refused("bad_request", "field 'optimizer' must be \"sgd\" or \"adam\"")
-        lr = _number(req, "lr", None)
-        momentum = _number(req, "momentum", 0.0)
-        if not lr > 0 or not 0 <= momentum < 1:
-            raise Refused("bad_request", "lr must be above 0, momentum 0 or more and below 1")
-        loss = req.get("loss")
-        if loss is not None and not isinstance(loss, str):
-            raise Refused("bad_request", "field 'loss' must be a str")
-        new = _new_fields(req)
-        if not new:
-            try:
-                os.stat(store.path(name))
-            except OSError:
-                raise Refused("no_model", "no stored model named %r" % name)
-        # An open session is discarded first, as upload_begin discards an open
-        # upload. The session gets the heap: the active model is dropped for it
-        # (so a model being trained is never in memory twice, and a session of any
-        # size finds the room it would find without one) and brought back at its end.
-        previous = self._close_training()
-        previous = self.active.drop() or previous
-        try:
-            from . import train_session
-
-            self.training = train_session.Session(name, new, batch, kind, lr, momentum, loss)
-        except BaseException:
-            self.training = None
-            self.forget_training()
-            if previous:
-                self.bring_back(previous)
-            raise
-        self.training.previous = previous
-        return self.training.describe()
-
-    def _session(self, req, rows=False):
-        if rows:  # the fields of a step's or an evaluation's rows, before the state
-            field(req, "x", _BIN, "bin")
-            field(req, "y", _BIN, "bin")
-        if not self.training:
-            raise Refused("no_training", "no training session is open: send train_begin first")
-        return self.training
-
-    def train_step(self, req):
-        return self._session(req, True).step(req["x"], req["y"])
-
-    def train_eval(self, req):
-        return self._session(req, True).evaluate(req["x"], req["y"])
-
-    def train_end(self, req):
-        save = req.get("save", True)
-        if save is not True and save is not False:
-            raise Refused("bad_request", "field 'save' must be true or false")
-        session = self._session(req)
-        name = session.name
-        # A session that cannot be saved (diverged, no flash) is refused and stays
-        # open: the host may still evaluate it, or end it without saving.
-        size = session.save() if save else None
-        session = None  # its arrays must go before a model is loaded in their place
-        previous = self._close_training()
-        if save:
-            self.bring_back(name)  # the stored file of the active model is the active model
-        elif previous and self.active.net is None:  # unless one was selected meanwhile
-            self.bring_back(previous)
-        return {"name": name, "saved": save, "size": size, "active": self.active.name}
-
-    def bring_back(self, name):
-        # Make ``name`` active again; when it does not load, no model is active
-        # (hello says so): the stored files are as they were.
-        try:
-            self.active.activate(name)
-        except Refused:
-            pass
-
-    def _close_training(self):
-        # The session goes, with its modules; returns the active model it
-        # dropped, for the caller to bring back.
-        if not self.training:
-            return None
-        previous = self.training.previous
-        self.training = None
-        self.forget_training()
-        return previous
-
-    def forget_training(self):
-        # The modules a session imports: code is heap, imported again by the next one.
-        forget("train_session", "train", "build")
-        gc.collect()
-
-    # -- a look inside, and monitoring (trace.py and monitor_session.py: imported
-    # for these requests, forgotten when done; PROTOCOL.md, "Monitoring") --------
-
-    def trace(self, req):
-        x = field(req, "x", _BIN, "bin")
-        net = self.active.need()
-        sample(x, net.inputs)
-        from . import trace
-
-        try:
-            return {"layers": trace.trace_file(store.path(net.name), struct.unpack("<%df" % net.inputs, x))}
+            if cmd.startswith("train_"):
+                from . import train_commands as handler
+            elif cmd.startswith("monitor_") or cmd == "events":
+                from . import monitor_session as handler
+            elif cmd == "pull":
+                from . import pull as handler
+            elif cmd == "trace":
+                from . import trace as handler
+            else:
+                raise Refused("unknown_command", "unknown command %r" % cmd[:40])
+            return handler.handle(self, req)
         finally:
-            forget("trace")
+            self.forget_occasional()
 
-    def monitoring(self, req):
-        # monitor_config, monitor_start, monitor_feed, monitor_read, monitor_stop and
-        # events, in monitor_session.py: one resident method for the six (code is heap).
-        if req.get("cmd") == "monitor_start" and self.training:
-            raise Refused("bad_request", "a training session is open: end it first (train_end)")
-        from . import monitor_session
-
-        try:
-            return monitor_session.handle(self, req)
-        finally:
-            self._forget_monitor()
-
-    monitor_config = monitor_start = monitor_feed = monitor_read = monitor_stop = events = monitoring
-
-    def _forget_monitor(self):
+    def forget_occasional(self):
+        # The code of what no open session needs; collected when any went.
+        gone = forget("pull", "trace")
+        if not self.training:
+            gone += forget(*TRAINING_MODULES)
         if not self.monitoring:
-            forget("monitor_session", "monitoring", "eventlog")
+            gone += forget(*MONITOR_MODULES)
+        if gone:
             gc.collect()
 
     def exit(self, req):
@@ -445,59 +331,18 @@ class Service:
         return {}
 
 
-def _number(req, key, default):
-    # An int or a float; ``default`` when the field is absent (None: it must be there).
-    value = req.get(key, default)
-    if not isinstance(value, (int, float)) or value is True or value is False:
-        raise Refused("bad_request", "field '%s' is missing or not a number" % key)
-    return value
-
-
-def _new_fields(req):
-    # (sizes, activations, seed, labels, features) of a new net, or None for a stored one.
-    sizes = req.get("sizes")
-    if sizes is None:
-        return None
-    acts = req.get("activations")
-    if not isinstance(sizes, list) or not isinstance(acts, list) or len(sizes) < 2 or \
-            len(acts) != len(sizes) - 1:
-        raise Refused("bad_request", "a new net needs 'sizes' (inputs, then each layer's units) and "
-                                     "'activations' (one per layer)")
-    for n in sizes:
-        if not is_int(n):
-            raise Refused("bad_request", "'sizes' holds whole numbers")
-    for a in acts:
-        if not isinstance(a, str):
-            raise Refused("bad_request", "'activations' holds names")
-    seed = req.get("seed", 0)
-    if not is_int(seed):
-        raise Refused("bad_request", "field 'seed' must be an int")
-    names = []
-    for key in ("labels", "features"):
-        value = req.get(key)
-        if value is not None and (not isinstance(value, list) or
-                                  [v for v in value if not isinstance(v, str)]):
-            raise Refused("bad_request", "field '%s' must be a list of str" % key)
-        names.append(value)
-    labels, features = names
-    if features and len(features) != sizes[0]:
-        raise Refused("bad_request", "%d features for %d inputs" % (len(features), sizes[0]))
-    if labels and len(labels) != max(2, sizes[-1]):
-        raise Refused("bad_request", "%d labels for %d outputs" % (len(labels), sizes[-1]))
-    return sizes, acts, seed, labels, features
-
-
-
-
 def _table():
-    # command name -> handler, for the names of protocol/commands.py (the one list);
-    # the method of "stats" is stats_, since the counts are self.stats. The list's
-    # module is let go afterwards: its names live on in the table's keys.
+    # command name -> method, for the names of protocol/commands.py (the one list) that
+    # have one; the method of "stats" is stats_, since the counts are self.stats. The
+    # others are occasional's. The list's module is let go afterwards: its names live
+    # on in the table's keys.
     from .protocol import commands
 
     table = {}
     for name in commands.NAMES:
-        table[name] = getattr(Service, "stats_" if name == "stats" else name)
+        method = getattr(Service, "stats_" if name == "stats" else name, None)
+        if method is not None:
+            table[name] = method
     forget("protocol.commands")
     return table
 

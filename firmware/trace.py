@@ -2,13 +2,33 @@
 # text picture of them that fits Thonny's shell. For teaching and exploring, not speed:
 # the model file is read again with its weights as stored (the fast kernels convert a
 # loaded net's weights in place) and computed in plain Python, the kernels' reference.
-# Imported only when asked: it costs no heap while a board just infers.
+# Imported only when asked (net.trace, the trace command): no heap while a board just infers.
+import struct
 from array import array
 
-from . import activations, kernels
+from . import activations, kernels, store
 from .protocol import modelfile
+from .refused import field, sample
 
 _BAR = 20  # characters of the widest bar
+
+
+def handle(svc, req):
+    # The trace command: the active model's layers for the sample x (float32 bytes).
+    x = field(req, "x", (bytes, memoryview), "bin")
+    net = svc.active.need()
+    sample(x, net.inputs)
+    return {"layers": trace_file(store.path(net.name), struct.unpack("<%df" % net.inputs, x))}
+
+
+def trace(net, x):
+    """net.trace(x): every layer's pre-activations and outputs for ``x``, a list of dicts."""
+    return trace_file(getattr(net, "path", None) or store.path(net.name), x)
+
+
+def show(net, x):
+    """net.show(x): print every layer's outputs for ``x``, a bar per neuron."""
+    draw(trace(net, x), net.labels, net.meta.get("features"), x)
 
 
 def trace_file(path, x):
@@ -64,7 +84,7 @@ def _entry(layer, pre, out):
             "pre": pre, "out": out}
 
 
-def show(layers, labels=None, features=None, x=None):
+def draw(layers, labels=None, features=None, x=None):
     """Print a trace (trace_file's list) as one bar per neuron, scaled per layer, with
     the class names on the last layer and the feature names beside the input."""
     if x is not None:

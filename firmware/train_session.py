@@ -4,7 +4,7 @@
 # The net is a copy of its own, loaded on the reference kernel (the fast kernel
 # converts the weights it binds, which loses bits), so the active model and the
 # stored file stay as they were until the session saves. The service imports
-# this module when a session begins (service.train_begin checks the fields and
+# this module when a session begins (train_commands.begin checks the fields and
 # drops the active model for it) and forgets it with train and build when it
 # ends: code is heap, and nothing of it is needed while no one trains.
 import gc

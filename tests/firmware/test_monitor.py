@@ -75,6 +75,21 @@ def test_a_threshold_action_has_hysteresis_and_a_hold_time(run_mpy, tmp_path):
     assert all(r["reaction_us"] >= 0 for r in out["results"])
 
 
+def test_between_windows_the_heap_is_collected_only_when_a_collection_fits(run_mpy, tmp_path):
+    # The live loop collects after a window when the next reading is far enough away, so
+    # that a collection does not fall inside a window and delay its action.
+    model = _net_file(tmp_path, 1, [[1.0]], [0.0])
+    code = ("import anne, gc, json\nfrom anne.monitoring import Monitor, Recorder\n"
+            "m = Monitor({'inputs': [{'replay': 'x'}], 'window': 2}, anne.load(%r), [])\n"
+            "junk = [[k] * 50 for k in range(50)]\njunk = None\n"
+            "before = gc.mem_free()\nm.between(10 ** 6)\nafter = gc.mem_free()\n"
+            "took = m.gc_us\nm.between(0)\nm.between(2 * took)\n"
+            "print(json.dumps([after > before, took > 0, m.collections]))" % model)
+    freed, timed, collections = run_mpy.json(code)
+    assert freed and timed
+    assert collections == 1  # no time left, or less than twice the last collection: none
+
+
 def test_a_class_action_and_the_event_log(run_mpy, tmp_path):
     # two outputs, softmax over (0, 4x): "worn" wins when the reading is above 0
     model = _net_file(tmp_path, 1, [[0.0], [4.0]], [0.0, 0.0], labels=["ok", "worn"], act="softmax")

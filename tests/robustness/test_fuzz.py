@@ -64,7 +64,7 @@ def _patched_board(tmp_path, module, edits):
                     ("    def hello(self, req):\n", "    def hello(self, req):\n        _KEPT.append(bytearray(64))\n")],
      "heap in use"),
     # A renamed code: no longer the predicted, stable one.
-    ("server.py", [('"unknown_command", "unknown command', '"unknown", "unknown command')],
+    ("service.py", [('"unknown_command", "unknown command', '"unknown", "unknown command')],
      "expected 'unknown_command'"),
     # A reader that skips one byte too many after a damaged frame loses frames.
     ("server.py", [("        stats[\"garbage_bytes\"] += i\n        link.drop(i)",
