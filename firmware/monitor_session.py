@@ -135,7 +135,7 @@ class Session:
             if r is not None:
                 out = _compact(r)
                 out["readings"] = readings
-                m.between(1000 * period)  # the next window begins with the next request
+                m.idle(1000 * period)  # the next window begins with the next request
                 return {"windows": [out]}
             due = time.ticks_add(due, period)
 

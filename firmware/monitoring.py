@@ -167,8 +167,9 @@ class Monitor:
         self.log = log
         self.last_class = self.last_bits = None
         self.windows_done = 0
-        self.gc_us = 0  # how long the last collection between windows took
+        self.gc_us = 0  # how long the last collection in idle time took
         self.collections = 0
+        self.collected = False  # in idle time, in this window
         for out, r in zip(self.outputs, self.rules):
             out.set(r["off"])
 
@@ -198,18 +199,21 @@ class Monitor:
             event = self.log.write(now, cls, outputs, bits)  # a change: not every window
         self.last_class, self.last_bits = cls, bits
         self.windows_done += 1
+        self.collected = False
         return {"features": list(self.x), "outputs": outputs, "class": cls, "actions": bits,
                 "event": event, "reaction_us": reaction, "ms": now}
 
-    def between(self, us_left):
-        """After a window, with ``us_left`` microseconds until the next reading: collect
-        the heap if a collection fits. Float arithmetic allocates, and a collection that
-        falls inside a window delays its action by milliseconds; made here, between
-        windows, it leaves the next windows the heap they need."""
-        if us_left > 2 * self.gc_us:
+    def idle(self, us_left):
+        """After a reading, with ``us_left`` microseconds until the next: collect the
+        heap, once per window, if a collection fits. Float arithmetic allocates, and a
+        collection that falls inside a window's last reading delays its action by
+        milliseconds (7 ms on an RP2040); made here, when there is time, it leaves the
+        window the heap it needs. The first one, unmeasured, is made at once."""
+        if not self.collected and us_left > self.gc_us + (self.gc_us >> 2):
             t0 = time.ticks_us()
             gc.collect()
             self.gc_us = time.ticks_diff(time.ticks_us(), t0)
+            self.collected = True
             self.collections += 1
 
     def _act(self, outputs, now):
@@ -240,10 +244,9 @@ class Monitor:
                     time.sleep_ms(wait)
                 result = self.feed([f() for f in read], due)
                 due = time.ticks_add(due, period)
-                if result is not None:
-                    if report:
-                        report(result)
-                    self.between(1000 * time.ticks_diff(due, time.ticks_ms()))
+                if result is not None and report:
+                    report(result)
+                self.idle(1000 * time.ticks_diff(due, time.ticks_ms()))
         except KeyboardInterrupt:
             pass
 

@@ -75,19 +75,23 @@ def test_a_threshold_action_has_hysteresis_and_a_hold_time(run_mpy, tmp_path):
     assert all(r["reaction_us"] >= 0 for r in out["results"])
 
 
-def test_between_windows_the_heap_is_collected_only_when_a_collection_fits(run_mpy, tmp_path):
-    # The live loop collects after a window when the next reading is far enough away, so
-    # that a collection does not fall inside a window and delay its action.
+def test_in_idle_time_the_heap_is_collected_once_per_window_when_a_collection_fits(run_mpy, tmp_path):
+    # The live loop collects after a reading when the next is far enough away, so that
+    # a collection does not fall inside a window's last reading and delay its action.
     model = _net_file(tmp_path, 1, [[1.0]], [0.0])
     code = ("import anne, gc, json\nfrom anne.monitoring import Monitor, Recorder\n"
             "m = Monitor({'inputs': [{'replay': 'x'}], 'window': 2}, anne.load(%r), [])\n"
             "junk = [[k] * 50 for k in range(50)]\njunk = None\n"
-            "before = gc.mem_free()\nm.between(10 ** 6)\nafter = gc.mem_free()\n"
-            "took = m.gc_us\nm.between(0)\nm.between(2 * took)\n"
-            "print(json.dumps([after > before, took > 0, m.collections]))" % model)
-    freed, timed, collections = run_mpy.json(code)
+            "before = gc.mem_free()\nm.idle(10 ** 6)\nafter = gc.mem_free()\n"
+            "took, counts = m.gc_us, [m.collections]\n"
+            "m.idle(10 ** 6); counts.append(m.collections)\n"  # once per window
+            "m.feed([1.0]); m.feed([1.0]); m.idle(took); counts.append(m.collections)\n"  # no time
+            "m.idle(0); counts.append(m.collections)\n"
+            "m.idle(2 * took + 10); counts.append(m.collections)\n"  # a new window, time: again
+            "print(json.dumps([after > before, took > 0, counts]))" % model)
+    freed, timed, counts = run_mpy.json(code)
     assert freed and timed
-    assert collections == 1  # no time left, or less than twice the last collection: none
+    assert counts == [1, 1, 1, 1, 2]
 
 
 def test_a_class_action_and_the_event_log(run_mpy, tmp_path):
