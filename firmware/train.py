@@ -5,6 +5,7 @@
 #   >>> hist = train.fit(net, X, Y, epochs=20, batch=8, lr=0.05, optimizer="adam")
 #   >>> train.evaluate(net, X, Y)          # {"loss": ..., "accuracy": ...}
 #   >>> train.save(net, "mynet")           # atomic: the old file or the new, never half
+#   >>> train.fit(net, X, Y, epochs=5, last=1)   # fine-tuning: only the output layer learns
 #
 # The net must hold float weights: one made by anne.new (build.new), or loaded
 # with anne.load(name, kernel="reference") (the fast kernel converts weights in
@@ -23,7 +24,16 @@
 # Memory (per parameter): the net's own weights, updated in place (4 B), the
 # optimizer state (SGD 0 B, momentum 4 B, Adam 8 B), and no gradient arrays:
 # a weight row's gradient is computed and applied at once (one row of scratch).
-# Plus one batch's activations and two delta buffers (batch x widest layer).
+# Plus one batch's activations and two delta buffers (batch x widest layer),
+# and the bfp kernel's scratch, which holds what one step's transposed inputs
+# need ((widest + 1) x batch): a layer's weights go through it a block of rows
+# at a time, so no layer needs a copy of its own (tools/bench_train.py).
+#
+# Fine-tuning (last=N): only the last N layers learn. The frozen ones before
+# them get no optimizer state and keep no activations or deltas: per batch
+# they run forward only, in the first trained layer's input buffer (through
+# a delta buffer, which the forward pass does not use), and their weights are
+# never written. So their parameters cost 4 B each, their own weights.
 #
 # Speed: the three products of a step (forward, deltas, weight gradients) run
 # on the bfp kernel's exact integer dot products (firmware/bfp.py) under
@@ -93,16 +103,34 @@ _DERIVATIVES = {
 LOSSES = ("categorical_crossentropy", "binary_crossentropy", "mse")
 
 
-def check_trainable(net, loss=None):
-    """The loss to use for ``net``; ValueError naming what cannot be trained."""
+def first_trained(net, last=None):
+    """The index of the first layer that learns when only the ``last`` layers
+    do (None: all of them); ValueError for a count the model does not have."""
+    n = len(net.layers)
+    if last is None:
+        return 0
+    if not isinstance(last, int) or last is True or last is False or not 1 <= last <= n:
+        raise ValueError("last=%r: the layers to train, counted from the output, are 1 to %d "
+                         "for this model of %d layers" % (last, n, n))
+    return n - last
+
+
+def check_trainable(net, loss=None, last=None):
+    """The loss to use for ``net``; ValueError naming what cannot be trained.
+    With ``last``, only the last layers need derivatives (the others run forward only)."""
     if net.dtype != "float32":
         raise ValueError("only float32 models can be trained; this one is %s" % net.dtype)
     if net.kernel != "reference":
         raise ValueError("model %s is bound to the %s kernel, which converts its weights; "
                          "load it with anne.load(name, kernel='reference') to train it"
                          % (net.name or "?", net.kernel))
+    first = first_trained(net, last)
     for i, layer in enumerate(net.layers):
         name = layer.activation
+        if layer.kind != "dense":
+            raise ValueError("layer %d: a separate activation layer cannot be trained yet" % i)
+        if i < first:
+            continue  # frozen: its forward pass is inference's
         if name not in _DERIVATIVES:
             raise ValueError("layer %d: activation %s cannot be trained on the board; trainable: %s"
                              % (i, name, ", ".join(sorted(_DERIVATIVES))))
@@ -112,8 +140,6 @@ def check_trainable(net, loss=None):
             raise ValueError("layer %d: leaky_relu needs a positive slope to be trained" % i)
         if name == "elu" and not layer.params[0] > 0:
             raise ValueError("layer %d: elu needs a positive alpha to be trained" % i)
-        if layer.kind != "dense":
-            raise ValueError("layer %d: a separate activation layer cannot be trained yet" % i)
     last = net.layers[-1].activation
     if loss is None:
         loss = {"softmax": LOSSES[0], "sigmoid": LOSSES[1]}.get(last, "mse")
@@ -212,12 +238,16 @@ def _grad_plain(a, n_in, n_out, d, rows, j, g):
 
 class _Bfp:
     # The three products on the bfp kernel's dot products: each prepares a
-    # matrix once per layer and step (its rows: W, W transposed, or A
-    # transposed with a row of ones for the bias) into one scratch array, then
-    # runs a row vector through it per sample or per unit.
+    # matrix (rows of W, of W transposed, or A transposed with a row of ones for
+    # the bias) into one scratch array, then runs a row vector through it per
+    # sample or per unit. The scratch is as large as the weight gradients'
+    # matrix needs ((n_in + 1) x batch): a layer whose weights do not fit it
+    # goes through a block of rows at a time (each block aligned on its own:
+    # every sum is still exact, then rounded once), so no layer is copied whole.
     @staticmethod
-    def size(width, rows):
-        return max(width * width, (width + 1) * rows)
+    def size(widest_in, widest_out, trained_in, rows):
+        # One row of W and one of W transposed at least; the gradients' matrix.
+        return max(widest_in, widest_out, (trained_in + 1) * rows)
 
     def __init__(self, width, rows, m):
         from . import bfp
@@ -228,6 +258,7 @@ class _Bfp:
         self.src = array("f", bytearray(4 * (w + w // 2 + 1)))
         self.dst = array("f", bytearray(4 * w))
         self.zero = array("f", bytearray(4 * w))
+        self.bias = array("f", bytearray(4 * w))  # one block's biases
         self.ws = bfp.Workspace(w)
         self.ws[1] = len(self.src)  # the input's low limbs go after it in src
         self.layer = _Matrix(self.m, self.zero)
@@ -238,22 +269,42 @@ class _Bfp:
         return self.bfp.bind(lay, self.ws)[1]
 
     def forward(self, w, bias, n_in, n_out, a, z, rows):
-        _copy(w, 0, self.m, 0, n_in * n_out)
-        st = self._bind(n_in, n_out, bias)
+        # z and a must be different arrays (a block's outputs are written while
+        # the next block still reads the inputs).
+        m = self.m
+        per = min(n_out, len(m) // n_in)  # weight rows per block
         src, dst, dense = self.src, self.dst, self.bfp.dense
-        for b in range(rows):
-            _copy(a, b * n_in, src, 0, n_in)
-            dense(src, dst, st)
-            _copy(dst, 0, z, b * n_out, n_out)
+        j = 0
+        while j < n_out:
+            n = min(per, n_out - j)
+            _copy(w, j * n_in, m, 0, n * n_in)
+            _copy(bias, j, self.bias, 0, n)
+            st = self._bind(n_in, n, self.bias)
+            for b in range(rows):
+                _copy(a, b * n_in, src, 0, n_in)
+                dense(src, dst, st)
+                _copy(dst, 0, z, b * n_out + j, n)
+            j += n
 
     def back(self, w, n_in, n_out, d, p, rows):
-        _transpose(w, n_out, n_in, self.m)
-        st = self._bind(n_out, n_in, self.zero)
+        m = self.m
+        per = min(n_in, len(m) // n_out)  # columns of W per block
         src, dst, dense = self.src, self.dst, self.bfp.dense
-        for b in range(rows):
-            _copy(d, b * n_out, src, 0, n_out)
-            dense(src, dst, st)
-            _copy(dst, 0, p, b * n_in, n_in)
+        i = 0
+        while i < n_in:
+            n = min(per, n_in - i)
+            if n == n_in:
+                _transpose(w, n_out, n_in, m)
+            else:
+                for c in range(n):
+                    _column(w, n_in, i + c, n_out, dst)
+                    _copy(dst, 0, m, c * n_out, n_out)
+            st = self._bind(n_out, n, self.zero)
+            for b in range(rows):
+                _copy(d, b * n_out, src, 0, n_out)
+                dense(src, dst, st)
+                _copy(dst, 0, p, b * n_in + i, n)
+            i += n
 
     def grad_start(self, a, n_in, rows):
         _transpose(a, rows, n_in, self.m)
@@ -368,72 +419,113 @@ def _zeros(n):
 
 class Trainer:
     """The training state of a net: optimizer state and one batch's
-    activations. Steps update the net's own weights, in place."""
+    activations. Steps update the net's own weights, in place. With ``last``,
+    only the last layers learn (see the top of this file)."""
 
-    def __init__(self, net, batch, optimizer, loss=None, fast=_FAST):
+    def __init__(self, net, batch, optimizer, loss=None, fast=_FAST, last=None):
         self.net = net
-        self.loss = check_trainable(net, loss)
+        self.loss = check_trainable(net, loss, last)
         if not isinstance(batch, int) or batch < 1:
             raise ValueError("batch must be a whole number of rows, 1 or more")
         self.rows = batch
         self.opt = optimizer
         self.step = 0
         layers = net.layers
-        width = net.inputs
-        for layer in layers:
+        self.first = first = first_trained(net, last)
+        # Widths: what the trained layers' deltas need, and what the frozen
+        # forward pass needs (the inputs and every frozen layer's outputs).
+        trained = layers[first:]
+        width = trained[0].inputs
+        widest_out = 0
+        for layer in trained:
             width = max(width, layer.units)
+            widest_out = max(widest_out, layer.units)
+        frozen = net.inputs if first else 0
+        widest_in = 0
+        for layer in layers:
+            widest_in = max(widest_in, layer.inputs)
+        for layer in layers[:first]:
+            frozen = max(frozen, layer.units)
         # The net's own weights (no copy: on a Pico's heap the copy does not
-        # fit beside everything else), then each layer's optimizer state
-        # (weights then bias, one float each per slot).
+        # fit beside everything else), then each trained layer's optimizer
+        # state (weights then bias, one float each per slot).
         self.w = [layer.weights for layer in layers]
         self.b = [layer.bias for layer in layers]
         # Every array is sized first and allocated largest first, as the
         # model loader does: on a Pico's heap the large ones need the large
         # free blocks before the small ones cut them up.
-        last = len(layers) - 1
-        sizes = [layer.param_count() for layer in layers for _ in range(optimizer.slots)]
+        last_l = len(layers) - 1
+        sizes = [layer.param_count() if l >= first else 0
+                 for l, layer in enumerate(layers) for _ in range(optimizer.slots)]
         # a[0] is the batch's inputs, a[l+1] layer l's outputs; z[l+1] its
         # pre-activations where the derivative needs them (and the last
-        # layer's for cross-entropy, which reads the logits).
-        sizes += [batch * net.inputs] + [batch * layer.units for layer in layers]
-        sizes += [batch * layer.units if _DERIVATIVES[layer.activation][0] or (l == last and self.loss != "mse")
-                  else 0 for l, layer in enumerate(layers)]
-        sizes += [batch * width, batch * width, width + 1, width]
+        # layer's for cross-entropy, which reads the logits). The frozen
+        # layers keep neither: a[0] is then also a[first], wide enough for
+        # every frozen layer's outputs.
+        sizes += [batch * max(net.inputs, frozen)]
+        sizes += [batch * layer.units if l >= first else 0 for l, layer in enumerate(layers)]
+        sizes += [batch * layer.units if l >= first and (
+                  _DERIVATIVES[layer.activation][0] or (l == last_l and self.loss != "mse")) else 0
+                  for l, layer in enumerate(layers)]
+        # Two delta buffers, which take turns (the backward pass writes each
+        # layer's input deltas into the one it does not read), each as wide as
+        # its turns need; the second also takes each frozen layer's outputs.
+        turns = [layers[-1].units, 0]
+        k = 1
+        for l in range(len(layers) - 1, first, -1):
+            turns[k] = max(turns[k], layers[l].inputs)
+            k = 1 - k
+        sizes += [batch * turns[0], batch * max(turns[1], frozen), width + 1, max(width, frozen)]
         if fast:
-            sizes.append(_Bfp.size(width, batch))
+            sizes.append(_Bfp.size(widest_in, widest_out, width, batch))
         arrays = [None] * len(sizes)
         for k in sorted(range(len(sizes)), key=lambda k: -sizes[k]):
             if sizes[k]:
                 arrays[k] = _zeros(sizes[k])
         k = 0
         self.state = []
-        for layer in layers:
-            self.state.append(arrays[k:k + optimizer.slots])
+        for l in range(len(layers)):
+            self.state.append(arrays[k:k + optimizer.slots] if l >= first else None)  # frozen: none
             k += optimizer.slots
         n = len(layers) + 1
         self.a = arrays[k:k + n]
+        if first:
+            self.a[first] = self.a[0]
         self.z = [None] + arrays[k + n:k + 2 * n - 1]
         k += 2 * n - 1
         self.d, self.p, self.g, self.row = arrays[k:k + 4]
         self.acts = [activations.build(layer) for layer in layers]
-        self.mm = _Bfp(width, batch, arrays[-1]) if fast else _Plain()
+        self.mm = _Bfp(max(width, frozen, widest_in), batch, arrays[-1]) if fast else _Plain()
+
+    def _activate(self, l, out, rows, n_out):
+        act = self.acts[l]
+        if act:
+            row = self.row
+            for b in range(rows):
+                _copy(out, b * n_out, row, 0, n_out)
+                act(row, n_out)
+                _copy(row, 0, out, b * n_out, n_out)
 
     def _forward(self, rows):
         net = self.net
-        for l, layer in enumerate(net.layers):
+        x, p = self.a[0], self.p
+        for l in range(self.first):
+            # Frozen: into the delta buffer (free until the backward pass), then
+            # back over the inputs, which the next layer reads.
+            layer = net.layers[l]
+            n_out = layer.units
+            self.mm.forward(self.w[l], self.b[l], layer.inputs, n_out, x, p, rows)
+            self._activate(l, p, rows, n_out)
+            _copy(p, 0, x, 0, rows * n_out)
+        for l in range(self.first, len(net.layers)):
+            layer = net.layers[l]
             n_in, n_out = layer.inputs, layer.units
             a, out = self.a[l], self.a[l + 1]
             self.mm.forward(self.w[l], self.b[l], n_in, n_out, a, out, rows)
             z = self.z[l + 1]
             if z is not None:
                 _copy(out, 0, z, 0, rows * n_out)
-            act = self.acts[l]
-            if act:
-                row = self.row
-                for b in range(rows):
-                    _copy(out, b * n_out, row, 0, n_out)
-                    act(row, n_out)
-                    _copy(row, 0, out, b * n_out, n_out)
+            self._activate(l, out, rows, n_out)
 
     def _loss(self, t, at, rows):
         # Cross-entropy: the sum over the batch of each row's loss and of right
@@ -522,12 +614,12 @@ class Trainer:
         self.opt.begin(self.step)
         d, p = self.d, self.p
         mm = self.mm
-        for l in range(len(net.layers) - 1, -1, -1):
+        for l in range(len(net.layers) - 1, self.first - 1, -1):
             layer = net.layers[l]
             n_in, n_out = layer.inputs, layer.units
             w = self.w[l]
             a = self.a[l]
-            if l:  # the previous layer's deltas, with this layer's weights before the step
+            if l > self.first:  # the previous layer's deltas, with this layer's weights before the step
                 mm.back(w, n_in, n_out, d, p, rows)
                 self._times_derivative(l, p, rows)
             mm.grad_start(a, n_in, rows)
@@ -598,7 +690,7 @@ def _order(n, seed, epoch):
 
 
 def fit(net, X, Y, epochs=1, batch=32, lr=0.01, optimizer="sgd", momentum=0.0, loss=None,
-        shuffle=False, beta_1=0.9, beta_2=0.999, epsilon=1e-7, verbose=False):
+        shuffle=False, beta_1=0.9, beta_2=0.999, epsilon=1e-7, verbose=False, last=None):
     """Train ``net`` on rows X (lists of inputs) and labels Y (see the top of
     this file); returns [{"epoch", "loss", "accuracy"}] per epoch, loss the mean
     over the epoch's rows of each batch's loss before its step (as Keras reports
@@ -609,14 +701,16 @@ def fit(net, X, Y, epochs=1, batch=32, lr=0.01, optimizer="sgd", momentum=0.0, l
     4 B per parameter). A batch whose loss is NaN or infinite stops training
     with ArithmeticError before its step: the net keeps the weights of the last
     finite step, and nothing is saved (save() is separate; the stored model is
-    untouched until then: anne.load gets it back)."""
+    untouched until then: anne.load gets it back). last=N trains only the last
+    N layers (fine-tuning: Keras' trainable=False on the others), whose
+    weights stay as they were, bit for bit; None trains them all."""
     opt = _optimizer(optimizer, lr, momentum, beta_1, beta_2, epsilon)
-    loss = check_trainable(net, loss)
+    loss = check_trainable(net, loss, last)
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError("epochs must be a whole number, 1 or more")
     t = _targets(net, X, Y, loss)
     n = len(X)
-    tr = Trainer(net, min(batch, n), opt, loss)
+    tr = Trainer(net, min(batch, n), opt, loss, last=last)
     x = _flat(X, net.inputs)
     if shuffle is not False and shuffle is not None:
         # Rows are copied in epoch order; the flat arrays are reordered per epoch.
@@ -655,11 +749,13 @@ def _reorder(dst, src, order, n):
 def evaluate(net, X, Y, loss=None, batch=32):
     """{"loss", "accuracy"} of ``net`` on rows X, labels Y, as Keras' evaluate
     reports them (the loss the net would be trained on)."""
-    loss = check_trainable(net, loss)
+    # Forward only: the output layer decides the loss, and a Trainer of it
+    # alone keeps no state or activations of the layers before it.
+    loss = check_trainable(net, loss, 1)
     t = _targets(net, X, Y, loss)
     n = len(X)
     x = _flat(X, net.inputs)
-    tr = Trainer(net, min(batch, n), SGD(1.0), loss)
+    tr = Trainer(net, min(batch, n), SGD(1.0), loss, last=1)
     total = 0.0
     right = 0
     at = 0
@@ -683,7 +779,8 @@ def save(net, name):
     from .protocol import modelfile
 
     store.check_name(name)
-    check_trainable(net, None if net.layers[-1].activation in ("softmax", "sigmoid") else "mse")
+    # float32 weights not converted by a kernel; frozen layers need no derivative
+    check_trainable(net, None if net.layers[-1].activation in ("softmax", "sigmoid") else "mse", 1)
     try:
         os.mkdir(store.ROOT)
     except OSError:

@@ -52,6 +52,9 @@ def begin(svc, req):
     loss = req.get("loss")
     if loss is not None and not isinstance(loss, str):
         raise Refused("bad_request", "field 'loss' must be a str")
+    last = req.get("last")  # the layers to train, from the output; nil: all (the upper bound needs the model)
+    if last is not None and (not is_int(last) or last < 1):
+        raise Refused("bad_request", "field 'last' must be a whole number of layers to train, 1 or more")
     new = _new_fields(req)
     if not new:
         try:
@@ -69,7 +72,7 @@ def begin(svc, req):
     try:
         from . import train_session
 
-        svc.training = train_session.Session(name, new, batch, kind, lr, momentum, loss)
+        svc.training = train_session.Session(name, new, batch, kind, lr, momentum, loss, last)
     except BaseException:
         svc.training = None
         if previous:

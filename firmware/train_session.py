@@ -54,16 +54,21 @@ class Session:
     """A training session: the net (its weights change with each step), the
     Trainer, one batch's targets, and the active model dropped for it, if any."""
 
-    def __init__(self, name, new, batch, kind, lr, momentum, loss):
+    def __init__(self, name, new, batch, kind, lr, momentum, loss, last=None):
         # The fields are checked (service.train_begin); the net's fit is checked here.
         optimizer = train.SGD(lr, momentum) if kind == "sgd" else train.Adam(lr)
         self.net = _net(name, new)
+        layers = len(self.net.layers)
+        if last is not None and last > layers:  # refused before the batch's arrays are allocated
+            raise Refused("bad_request", "field 'last' is %d, but %s has %d layers: train the last 1 to %d"
+                          % (last, name, layers, layers))
         most = (framing.MAX_BODY - _KEYS) // (4 * (self.net.inputs + self.net.outputs))
         if batch > most:  # refused before the batch's arrays are allocated
             raise Refused("bad_request", "a step's rows come in one request: with %d inputs and %d outputs, "
                           "a batch holds at most %d rows" % (self.net.inputs, self.net.outputs, most))
         try:
-            self.tr = train.Trainer(self.net, batch, optimizer, train.check_trainable(self.net, loss))
+            self.tr = train.Trainer(self.net, batch, optimizer, train.check_trainable(self.net, loss, last),
+                                    last=last)
         except ValueError as e:
             raise Refused("cannot_train", "%s: %s" % (name, e))
         self.t = array("f", bytearray(4 * batch * self.net.outputs))
@@ -75,9 +80,11 @@ class Session:
     def describe(self):
         net, tr = self.net, self.tr
         gc.collect()
+        trained = net.layers[tr.first:]
         return {"name": self.name, "inputs": net.inputs, "outputs": net.outputs, "labels": net.labels,
                 "features": net.meta.get("features"), "params": net.param_count(), "loss": tr.loss,
                 "batch": tr.rows, "layers": [[l.kind, l.activation, l.units] for l in net.layers],
+                "last": len(trained), "trained_params": sum(l.param_count() for l in trained),
                 "mem_free": gc.mem_free()}
 
     def _rows(self, x, y, at, rows):

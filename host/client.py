@@ -369,13 +369,16 @@ class Client:
                 return bytes(blob)
 
     # -- training (PROTOCOL.md, "Training") --------------------------------
-    def train_begin(self, name, batch, lr, optimizer="sgd", momentum=0.0, loss=None, new=None):
+    def train_begin(self, name, batch, lr, optimizer="sgd", momentum=0.0, loss=None, new=None, last=None):
         """Open a training session on the stored model ``name``, or with ``new`` (a dict of
-        sizes, activations, seed, labels, features) on a new net to be saved as ``name``."""
+        sizes, activations, seed, labels, features) on a new net to be saved as ``name``.
+        ``last``: train only the last N layers (the others stay as they are); None: all."""
         fields = {"name": name, "batch": batch, "lr": float(lr), "optimizer": optimizer,
                   "momentum": float(momentum)}
         if loss:
             fields["loss"] = loss
+        if last is not None:
+            fields["last"] = last
         fields.update({k: v for k, v in (new or {}).items() if v is not None})
         return self.call("train_begin", timeout=max(self.timeout, 60), **fields)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import csvdata, evaluate, export, model_doc, present, report, training
-from .client import Client
+from .client import BoardError, Client
 from .errors import AnneError, UsageError
 from .transport import list_ports
 
@@ -381,6 +381,8 @@ def add_train(p):
     p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="default adam")
     p.add_argument("--momentum", type=float, default=0.0, help="with sgd (default 0)")
+    p.add_argument("--last", type=int, metavar="N", help="fine-tune: train only the last N layers; the "
+                                                         "others keep their weights and cost no training memory")
     p.add_argument("--seed", type=int, default=0, help="seed of the new weights and of the row order "
                                                        "of each epoch (default 0)")
     p.add_argument("--no-shuffle", action="store_true", help="keep the file's row order in every epoch")
@@ -407,9 +409,26 @@ def _new_net(board, args):
 def cmd_train(args):
     if args.epochs < 1 or args.batch < 1 or not args.lr > 0 or not 0 <= args.momentum < 1:
         raise UsageError("--epochs and --batch must be 1 or more, --lr above 0, --momentum from 0 to below 1")
+    if args.last is not None and args.last < 1:
+        raise UsageError("--last is the number of layers to train, counted from the output: 1 or more; got %d"
+                         % args.last)
+    if args.last is not None and args.new:  # a stored model's layers only the board knows
+        layers = len(training.new_net(args.new, args.activation, args.seed)["sizes"]) - 1
+        if args.last > layers:
+            raise UsageError("--last %d: a %s net has %d layers; train the last 1 to %d"
+                             % (args.last, args.new, layers, layers))
     with _board(args) as board:
         new = _new_net(board, args) if args.new else None
-        model = board.train_begin(args.model, args.batch, args.lr, args.optimizer, args.momentum, new=new)
+        try:
+            model = board.train_begin(args.model, args.batch, args.lr, args.optimizer, args.momentum, new=new,
+                                      last=args.last)
+        except BoardError as e:
+            # Only the board knows a stored model's layers: its refusal of --last is
+            # a usage error, as a bad option is.
+            if args.last is not None and e.code == "bad_request" and "'last'" in e.message:
+                said = e.message.replace("field 'last' is %d, but " % args.last, "")
+                raise UsageError("--last %d: %s" % (args.last, said)) from None
+            raise
         end = None
         try:
             data = training.Data(model, args.data, args.validation, args.label_column, _names(args.columns))

@@ -226,6 +226,13 @@ def trained(as_json, model, history, figures, end, info):
               "board_us": sum(e["board_us"] for e in history)}
     val = ("; validation loss %.4f, accuracy %.1f %%" % (figures["val_loss"], 100 * figures["val_accuracy"])
            if "val_loss" in figures else "")
+    layers = len(model["layers"])
+    last = model.get("last", layers)
+    result["last"] = last
+    result["trained_params"] = model.get("trained_params", model["params"])
+    if last < layers:  # fine-tuned: say what learned and what kept its weights
+        val += "\nonly the last %d of %d layers learned (%d of %d parameters); the others are as they were" % (
+            last, layers, result["trained_params"], model["params"])
     _emit(as_json, result, "trained %s (%d parameters, %s) for %d epochs in %s\n"
                            "on every training row: loss %.4f, accuracy %.1f %%%s\n"
                            "saved as %s (%d bytes)%s"

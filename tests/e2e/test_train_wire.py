@@ -265,3 +265,29 @@ def test_a_session_takes_the_heap_and_gives_the_active_model_back(tmp_path):
         with pytest.raises(BoardError) as e:  # refused once big was dropped: big comes back
             board.train_begin("wide", 16, 0.01, new={"sizes": [16, 8], "activations": ["relu6"]})
         assert e.value.code == "cannot_train" and board.hello()["active"] == "big"
+
+
+def test_train_last_1_changes_only_the_last_layer_of_the_stored_model(pico, anne):
+    # Fine-tuning: anne-host train --last 1 on a stored model; pulled back, its first
+    # layer is the same bytes, its output layer learned.
+    assert anne("upload", str(MODELS / "iris3.json"), "--name", "iris_ft", "--no-activate")[0] == 0
+    _, before = modelfile.load(io.BytesIO(_pulled(pico, "iris_ft")))
+    out = anne.json("train", str(IRIS), "--model", "iris_ft", "--last", "1", "--epochs", "3", "--batch", "8",
+                    "--lr", "0.05", "--optimizer", "sgd", "--momentum", "0.9")
+    assert out["saved"] and out["last"] == 1
+    assert out["trained_params"] == before[1].units * (before[1].inputs + 1) < out["params"]
+    _, after = modelfile.load(io.BytesIO(_pulled(pico, "iris_ft")))
+    assert bytes(after[0].weights) == bytes(before[0].weights) and bytes(after[0].bias) == bytes(before[0].bias)
+    assert bytes(after[1].weights) != bytes(before[1].weights)
+    # Out of range: one line, exit code 2, nothing trained; the board says bad_request.
+    blob = _pulled(pico, "iris_ft")
+    for last, says in (("0", "--last is the number of layers to train"), ("3", "--last 3: iris_ft has 2 layers")):
+        code, out, err = anne("train", str(IRIS), "--model", "iris_ft", "--last", last, "--epochs", "1")
+        assert code == 2 and says in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    with Client.open(pico.port) as board:
+        for last in (0, 3, True, "1"):
+            with pytest.raises(BoardError) as e:
+                board.call("train_begin", name="iris_ft", batch=4, lr=0.1, last=last)
+            assert e.value.code == "bad_request" and "last" in e.value.message
+    assert _pulled(pico, "iris_ft") == blob

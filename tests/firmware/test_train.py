@@ -1,8 +1,6 @@
 """Training on the board (firmware/train.py, firmware/build.py) under the real MicroPython,
 against Keras' own optimizers: the same initial weights, the same batches in the same order."""
 
-import json
-
 import numpy as np
 import pytest
 
@@ -34,11 +32,13 @@ def _initial(sizes, seed=3):
     return out
 
 
-def _keras_run(keras, sizes, acts, init, loss, opt, x, y, steps):
+def _keras_run(keras, sizes, acts, init, loss, opt, x, y, steps, frozen=0):
     """Weights after each of ``steps`` (a list of step counts), trained with
-    train_on_batch over the batches in order; and the loss before the first step."""
+    train_on_batch over the batches in order; and the loss before the first step.
+    The first ``frozen`` layers are trainable=False."""
     model = keras.Sequential([keras.Input((sizes[0],))] +
-                             [keras.layers.Dense(n, activation=a) for n, a in zip(sizes[1:], acts)])
+                             [keras.layers.Dense(n, activation=a, trainable=k >= frozen)
+                              for k, (n, a) in enumerate(zip(sizes[1:], acts))])
     model.set_weights([v for w, b in init for v in (w.T, b)])
     name, kw = opt
     optimizer = keras.optimizers.SGD(**kw) if name == "sgd" else keras.optimizers.Adam(**kw)
@@ -55,7 +55,7 @@ def _keras_run(keras, sizes, acts, init, loss, opt, x, y, steps):
 
 
 _BOARD = """
-import json, anne
+import binascii, json, anne
 from array import array
 from anne import build, train
 from anne.engine import Net
@@ -71,17 +71,20 @@ out = []
 for epochs, rows in %r:
     n = net()
     h = train.fit(n, X[:rows], Y[:rows], epochs=epochs, batch=%d, loss=%r, %s)
-    out.append([h[0]["loss"], [[list(l.weights), list(l.bias)] for l in n.layers]])
+    out.append([h[0]["loss"], [[list(l.weights), list(l.bias)] for l in n.layers],
+                [binascii.hexlify(bytes(l.weights) + bytes(l.bias)).decode() for l in n.layers]])
 print(json.dumps(out))
 """
 
 
-def _board_run(run_mpy, sizes, acts, init, loss, opt, x, y_board, steps):
+def _board_run(run_mpy, sizes, acts, init, loss, opt, x, y_board, steps, last=None):
     plan = [(1, B) if s == 1 else (s // (N // B), N) for s in steps]
     name, kw = opt
     args = "optimizer=%r, lr=%r" % (name, kw["learning_rate"])
     if "momentum" in kw:
         args += ", momentum=%r" % kw["momentum"]
+    if last is not None:
+        args += ", last=%d" % last
     code = _BOARD % (sizes, acts, [[w.ravel().tolist(), b.tolist()] for w, b in init],
                      x.tolist(), y_board, plan, B, loss, args)
     return run_mpy.json(code)
@@ -99,7 +102,7 @@ def _check(run_mpy, keras, sizes, acts, loss, opt, tol, steps=(1, 100)):
     first, want = _keras_run(keras, sizes, acts, init, loss, opt, x, y_keras, steps)
     got = _board_run(run_mpy, sizes, acts, init, loss, opt, x, y_board, steps)
     assert got[0][0] == pytest.approx(first, rel=1e-5)  # the loss before the first step
-    for (_, layers), step in zip(got, steps):
+    for (_, layers, _), step in zip(got, steps):
         for k, ((gw, gb), (kw, kb), (iw, ib)) in enumerate(zip(layers, want[step], init)):
             moved = max(_rel(kw, iw), _rel(kb, ib))
             assert moved > 20 * tol, "step %d layer %d barely moved: the test would prove nothing" % (step, k)
@@ -134,6 +137,62 @@ def test_deeper_net_with_adam_and_mse_through_softmax(run_mpy, keras):
     _check(run_mpy, keras, [6, 8, 8, 4], ["elu", "tanh", "softmax"], "mse", ADAM, 1e-4)
 
 
+@pytest.mark.parametrize("opt, tol", [(MOMENTUM, 1e-5), (ADAM, 1e-4)], ids=["momentum", "adam"])
+@pytest.mark.parametrize("last", [1, 2])
+def test_fine_tuning_the_last_layers_matches_keras_and_leaves_the_others_bit_for_bit(run_mpy, keras, opt, tol, last):
+    # Keras' trainable=False on the first layers against fit(..., last=N): the trained
+    # layers as Keras trains them, the frozen ones the same bytes as before. The first
+    # layer's mish has no derivative on the board: frozen, it needs none.
+    sizes, acts = [5, 7, 6, 3], ["mish", "tanh", "softmax"]
+    loss, steps = "categorical_crossentropy", (1, 8)
+    init = _initial(sizes)
+    x, y_board, y_keras = _data(sizes[0], sizes[-1], loss)
+    frozen = len(acts) - last
+    first, want = _keras_run(keras, sizes, acts, init, loss, opt, x, y_keras, steps, frozen=frozen)
+    got = _board_run(run_mpy, sizes, acts, init, loss, opt, x, y_board, steps, last=last)
+    assert got[0][0] == pytest.approx(first, rel=1e-5)
+    for (_, layers, raw), step in zip(got, steps):
+        for k, ((gw, gb), (kw, kb), (iw, ib)) in enumerate(zip(layers, want[step], init)):
+            if k < frozen:
+                assert raw[k] == (iw.astype("<f4").tobytes() + ib.astype("<f4").tobytes()).hex(), (step, k)
+                assert np.array_equal(kw, iw) and np.array_equal(kb, ib)  # Keras froze it too
+                continue
+            assert max(_rel(kw, iw), _rel(kb, ib)) > 20 * tol, "step %d layer %d barely moved" % (step, k)
+            assert _rel(gw, kw) <= tol, ("weights", step, k, _rel(gw, kw))
+            assert _rel(gb, kb) <= tol, ("bias", step, k, _rel(gb, kb))
+
+
+def test_fine_tuning_takes_no_training_memory_for_the_frozen_layers(run_mpy):
+    # 16-64-64-8 with momentum, batch 32: with last=1 the Trainer holds the last layer's
+    # velocity and the buffers of one batch, nothing per frozen parameter; trained whole,
+    # it holds a velocity for every parameter as well. (A 1 MB heap: the test imports the
+    # firmware's sources, whose compiling a board never does; what the Trainer allocates
+    # is the same.)
+    out = run_mpy.json("""
+import gc, json
+from anne import build, train
+net = build.new([16, 64, 64, 8], ["relu", "relu", "softmax"], seed=1)
+def held(last):
+    gc.collect()
+    before = gc.mem_alloc()
+    tr = train.Trainer(net, 32, train.SGD(0.01, 0.9), last=last)
+    gc.collect()
+    used = gc.mem_alloc() - before
+    frozen = [tr.state[l] for l in range(tr.first)] + [tr.z[l] for l in range(1, tr.first + 1)]
+    return used, [v for v in frozen if v]
+whole, _ = held(None)
+last1, kept = held(1)
+print(json.dumps([whole, last1, len(kept), net.param_count()]))
+""", heap=1 << 20)
+    whole, last1, kept, params = out
+    assert kept == 0  # no optimizer state, no pre-activations of a frozen layer
+    trained = 64 * 8 + 8
+    batch = 32 * 4 * (64 + 8 + 8 + 8 + 64)  # inputs (and frozen outputs), outputs, logits, deltas
+    scratch = 4 * (64 + 1) * 32  # the weight gradients' matrix (transposed inputs and ones)
+    assert last1 <= 4 * trained + batch + scratch + 4096, last1  # 4 KB: the objects and small rows
+    assert whole - last1 >= 4 * (params - trained)  # at least the frozen layers' velocities
+
+
 def _refused(run_mpy, code):
     return run_mpy("import anne\nfrom anne import build, train\n"
                    "try:\n" + "".join(" " + line + "\n" for line in code.splitlines()) +
@@ -150,6 +209,10 @@ def test_what_cannot_be_trained_is_refused_with_a_message(run_mpy):
     out = _refused(run_mpy, "n = build.new([3, 2], ['softmax'])\n"
                             "train.fit(n, [[1, 2, 3]], [0], optimizer='rmsprop')")
     assert "refused: unknown optimizer 'rmsprop'" in out
+    for last in (0, 3, "1"):
+        out = _refused(run_mpy, "n = build.new([3, 4, 2], ['relu', 'softmax'])\n"
+                                "train.fit(n, [[1, 2, 3]], [0], last=%r)" % (last,))
+        assert "refused: last=%r: the layers to train, counted from the output, are 1 to 2" % (last,) in out, out
 
 
 def test_bad_data_is_refused_before_any_step(run_mpy):

@@ -93,3 +93,20 @@ def test_the_history_plot_is_a_png(tmp_path):
                 "val_accuracy": 0.5} for e in range(1, 6)]
     report.plot_history(history, tmp_path / "h.png", "t")
     assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_last_out_of_range_is_a_usage_error_before_a_board_is_opened(capsys, tmp_path):
+    # --last below 1, or beyond the layers of a --new net: one line, exit code 2, and
+    # no board is needed to say so (the port does not exist).
+    from anne_host import cli
+
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,label\n1,2,x\n3,4,y\n")
+    port = str(tmp_path / "no-such-port")
+    for extra, says in ((["--last", "0"], "--last is the number of layers to train, counted from the output"),
+                        (["--last", "-2"], "1 or more; got -2"),
+                        (["--new", "2-4-2", "--last", "3"], "--last 3: a 2-4-2 net has 2 layers; train the last 1 to 2")):
+        code = cli.main(["--port", port, "train", str(data), "--model", "m", *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and says in err, err
+        assert len(err.strip().splitlines()) == 1
