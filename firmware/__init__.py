@@ -10,6 +10,7 @@
 #   >>> net.trace([5.9, 3.0, 5.1, 1.8])    # ... and pre-activations, as numbers
 #   >>> net = anne.new([4, 8, 3], ["relu", "softmax"], seed=1)   # untrained, to fit
 #   >>> net.fit(X, Y, epochs=20, batch=8, lr=0.05, optimizer="adam"); net.save("mine")
+#   >>> X, Y = anne.data("iris")         # a data set stored by anne-host upload-data
 #   >>> anne.monitor()                    # condition monitoring as monitor.json says
 #   >>> anne.events()                     # its log, newest first
 # Nothing is imported until load() is called, so `import anne` costs almost no RAM.
@@ -42,6 +43,14 @@ def models():
     from . import listing
 
     return listing.names()
+
+
+def data(name=None):
+    """The stored data set ``name`` (anne-host upload-data) as (X, Y), its rows of inputs
+    and of targets, for net.fit(X, Y); without a name, the stored data sets' names."""
+    from . import datasets
+
+    return datasets.load(name) if name is not None else datasets.names()
 
 
 def new(sizes, activations, seed=0, **meta):

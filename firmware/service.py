@@ -310,6 +310,8 @@ class Service:
                 from . import pull as handler
             elif cmd == "trace":
                 from . import trace as handler
+            elif cmd.startswith("data_"):
+                from . import data_commands as handler
             else:
                 raise Refused("unknown_command", "unknown command %r" % cmd[:40])
             return handler.handle(self, req)

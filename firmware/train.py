@@ -101,6 +101,10 @@ _DERIVATIVES = {
     "softmax": (False, None),  # its Jacobian acts on the whole row (_softmax_back)
 }
 LOSSES = ("categorical_crossentropy", "binary_crossentropy", "mse")
+# Activations whose value at each unit depends on that unit's input alone, with
+# the same parameters for every unit: activations.build's function (x, n) can
+# take a batch of rows as one vector.
+_ELEMENTWISE = tuple(k for k in _DERIVATIVES if k != "softmax")
 
 
 def first_trained(net, last=None):
@@ -264,9 +268,15 @@ class _Bfp:
         self.layer = _Matrix(self.m, self.zero)
 
     def _bind(self, n_in, n_out, bias):
+        # bfp.bind's state, with the weights converted by train_words.prepare
+        # (bfp.prepare's words, faster: see there). The low limbs' room: bind's
+        # choice, which is always "after the input in src" here, as src holds
+        # half a row more than any product's input (__init__).
         lay = self.layer
         lay.inputs, lay.units, lay.bias = n_in, n_out, bias
-        return self.bfp.bind(lay, self.ws)[1]
+        scales = bytearray(n_in + n_out)  # made per call, as bfp.prepare does: none held
+        _prepare(self.m, scales, n_in, n_out)
+        return (self.m, scales, self.ws, bias, n_in, n_out, lay, 0, 0, n_in)
 
     def forward(self, w, bias, n_in, n_out, a, z, rows):
         # z and a must be different arrays (a block's outputs are written while
@@ -280,10 +290,7 @@ class _Bfp:
             _copy(w, j * n_in, m, 0, n * n_in)
             _copy(bias, j, self.bias, 0, n)
             st = self._bind(n_in, n, self.bias)
-            for b in range(rows):
-                _copy(a, b * n_in, src, 0, n_in)
-                dense(src, dst, st)
-                _copy(dst, 0, z, b * n_out + j, n)
+            _through(dense, st, a, n_in, z, j, n_out, n, rows, src, dst)
             j += n
 
     def back(self, w, n_in, n_out, d, p, rows):
@@ -300,10 +307,7 @@ class _Bfp:
                     _column(w, n_in, i + c, n_out, dst)
                     _copy(dst, 0, m, c * n_out, n_out)
             st = self._bind(n_out, n, self.zero)
-            for b in range(rows):
-                _copy(d, b * n_out, src, 0, n_out)
-                dense(src, dst, st)
-                _copy(dst, 0, p, b * n_in + i, n)
+            _through(dense, st, d, n_out, p, i, n_in, n, rows, src, dst)
             i += n
 
     def grad_start(self, a, n_in, rows):
@@ -314,6 +318,11 @@ class _Bfp:
     def grad(self, a, n_in, n_out, d, rows, j, g):
         _column(d, n_out, j, rows, self.src)
         self.bfp.dense(self.src, g, self.st)
+
+    def grads(self, d, n_out, j, k, rows, g, n_in, out, gb):
+        # grad() of rows j..j+k-1: each row's weight gradients to out[(r - j) n_in:],
+        # its bias gradient to gb[r].
+        _grads(self.bfp.dense, self.st, d, n_out, j, k, rows, self.src, g, n_in, out, gb)
 
 
 class _Matrix:
@@ -327,7 +336,9 @@ class _Matrix:
 if _FAST:
     # Viper, in a module of their own that stays loaded: MicroPython never frees
     # native code, so importing it again with this module would leak it each time.
-    from .train_words import column as _column, copy as _copy, ones as _ones, transpose as _transpose
+    from .train_words import add as _add, column as _column, copy as _copy, mul as _mul, ones as _ones, \
+        grads as _grads, prepare as _prepare, relu_back as _relu_back, through as _through, \
+        transpose as _transpose
 else:
     def _copy(src, at, dst, to, n):
         dst[to:to + n] = src[at:at + n]
@@ -353,9 +364,26 @@ class SGD:
         self.lr = lr
         self.momentum = momentum
         self.slots = 1 if momentum else 0
+        # Keras casts both to the variables' dtype: float32, as the word kernels read them.
+        self.coef = array("f", (lr, momentum))
 
     def begin(self, step):
         pass
+
+    def words(self, var, kv, s, ks, g, n, tmp, kt):
+        # update() in float32 words (train_words: each operation rounded once,
+        # as Keras' float32 ops are; no float object per parameter), for n
+        # parameters var[kv:] with gradients g[:n] and state s[..][ks:]. g is
+        # spent (it takes g * lr); tmp[kt:] is scratch of n words.
+        c = self.coef
+        _mul(g, 0, g, 0, c, 0, 0, n)
+        if not self.momentum:  # variable -= gradient * lr
+            _add(var, kv, var, kv, g, 0, 1, n)
+            return
+        v = s[0]  # velocity = velocity * momentum - gradient * lr; variable += velocity
+        _mul(v, ks, v, ks, c, 1, 0, n)
+        _add(v, ks, v, ks, g, 0, 1, n)
+        _add(var, kv, var, kv, v, ks, 0, n)
 
     def update(self, w, bias, s, g, j, n_in, n_out):
         lr, mom = self.lr, self.momentum
@@ -381,11 +409,37 @@ class Adam:
             raise ValueError("adam needs lr > 0 and betas in 0..1")
         self.lr, self.b1, self.b2, self.eps = lr, beta_1, beta_2, epsilon
         self.slots = 2
+        # words(): 1 - beta_1, 1 - beta_2, alpha (per step), epsilon, in float32
+        # as Keras casts them (the differences in double, as Keras takes them).
+        self.coef = array("f", (1 - beta_1, 1 - beta_2, 0.0, epsilon))
+        if _FAST:
+            from .train_adam import div, sqrt  # loaded once, for Adam only (see there)
+
+            self.div, self.sqrt = div, sqrt
 
     def begin(self, step):
         # Keras: local_step = iterations + 1; alpha = lr sqrt(1 - b2^t) / (1 - b1^t)
         t = step + 1
         self.alpha = self.lr * math.sqrt(1 - self.b2 ** t) / (1 - self.b1 ** t)
+        self.coef[2] = self.alpha
+
+    def words(self, var, kv, s, ks, g, n, tmp, kt):
+        # update() in float32 words (see SGD.words); g is spent (it takes
+        # sqrt(v) + epsilon), tmp[kt:] holds each formula's terms in turn.
+        m, v = s
+        c = self.coef
+        _add(tmp, kt, g, 0, m, ks, 1, n)  # m += (g - m) * (1 - beta_1)
+        _mul(tmp, kt, tmp, kt, c, 0, 0, n)
+        _add(m, ks, m, ks, tmp, kt, 0, n)
+        _mul(tmp, kt, g, 0, g, 0, 1, n)  # v += (g^2 - v) * (1 - beta_2)
+        _add(tmp, kt, tmp, kt, v, ks, 1, n)
+        _mul(tmp, kt, tmp, kt, c, 1, 0, n)
+        _add(v, ks, v, ks, tmp, kt, 0, n)
+        self.sqrt(g, 0, v, ks, n)  # variable -= m alpha / (sqrt(v) + epsilon)
+        _add(g, 0, g, 0, c, 3, 2, n)
+        _mul(tmp, kt, m, ks, c, 2, 0, n)
+        self.div(tmp, kt, tmp, kt, g, 0, n)
+        _add(var, kv, var, kv, tmp, kt, 1, n)
 
     def update(self, w, bias, s, g, j, n_in, n_out):
         m, v = s
@@ -495,11 +549,16 @@ class Trainer:
         k += 2 * n - 1
         self.d, self.p, self.g, self.row = arrays[k:k + 4]
         self.acts = [activations.build(layer) for layer in layers]
+        # The word updates' bias gradients, one layer's (self.row is their scratch).
+        self.gb = _zeros(widest_out) if _FAST else None
+        self.c = array("f", (0.0,))  # the output deltas' factor, for the word kernels
         self.mm = _Bfp(max(width, frozen, widest_in), batch, arrays[-1]) if fast else _Plain()
 
     def _activate(self, l, out, rows, n_out):
         act = self.acts[l]
-        if act:
+        if act and self.net.layers[l].activation in _ELEMENTWISE:
+            act(out, rows * n_out)  # the whole batch in one call: no copies
+        elif act:
             row = self.row
             for b in range(rows):
                 _copy(out, b * n_out, row, 0, n_out)
@@ -536,6 +595,8 @@ class Trainer:
         right = 0
         scale = 1.0 / rows
         cce = self.loss == LOSSES[0]
+        c = scale if cce else scale / n_out
+        plain = not _FAST
         log, exp = math.log, math.exp
         for b in range(rows):
             k = b * n_out
@@ -556,17 +617,23 @@ class Trainer:
                     ti = t[kt + i]
                     if ti:
                         row += ti * (lse - z[k + i])
-                    d[k + i] = (y[k + i] - ti) * scale
+                    if plain:
+                        d[k + i] = (y[k + i] - ti) * scale
             else:
-                c = scale / n_out
                 for i in range(n_out):
                     v = z[k + i]
                     # max(z, 0) - z t + log(1 + e^-|z|): sigmoid_cross_entropy_with_logits
                     row += (v if v > 0 else 0.0) - v * t[kt + i] + log(1.0 + exp(-(v if v > 0 else -v)))
-                    d[k + i] = (y[k + i] - t[kt + i]) * c
+                    if plain:
+                        d[k + i] = (y[k + i] - t[kt + i]) * c
                 row /= n_out
             total += row
             right += self._right(y, k, t, kt, n_out)
+        if not plain:  # the same deltas in float32 words, the whole batch in two calls
+            self.c[0] = c
+            n = rows * n_out
+            _add(d, 0, y, 0, t, at * n_out, 1, n)
+            _mul(d, 0, d, 0, self.c, 0, 0, n)
         return total, right
 
     def _right(self, y, k, t, kt, n_out):
@@ -592,6 +659,9 @@ class Trainer:
                 _softmax_back(a, d, b * n, n)
             return
         if f is None:
+            return
+        if _FAST and name == "relu":
+            _relu_back(d, a, rows * n)  # in words: no float object per value
             return
         src = self.z[l] if needs_z else a
         p = layer.params
@@ -624,11 +694,35 @@ class Trainer:
                 self._times_derivative(l, p, rows)
             mm.grad_start(a, n_in, rows)
             g = self.g
-            update = self.opt.update
             bias, state = self.b[l], self.state[l]
-            for j in range(n_out):
-                mm.grad(a, n_in, n_out, d, rows, j, g)
-                update(w, bias, state, g, j, n_in, n_out)
+            if _FAST:
+                # Blocks of k rows: their gradients (train_words.grads), then
+                # the optimizer on the block's weights at once; the biases after
+                # the last block (their gradients kept in gb). The block and the
+                # optimizer's scratch go in this layer's outputs, a[l + 1], which
+                # nothing reads again in this step (the layer after it has taken
+                # its derivative and its gradients' inputs from them).
+                words, gb = self.opt.words, self.gb
+                out = self.a[l + 1]
+                per = len(out) // (2 * n_in)
+                j = 0
+                while j < n_out:
+                    if per:
+                        k = min(per, n_out - j)
+                        mm.grads(d, n_out, j, k, rows, g, n_in, out, gb)
+                        words(w, j * n_in, state, j * n_in, out, k * n_in, out, k * n_in)
+                    else:  # a row at a time, in g (scratch: self.row)
+                        k = 1
+                        mm.grad(a, n_in, n_out, d, rows, j, g)
+                        _copy(g, n_in, gb, j, 1)
+                        words(w, j * n_in, state, j * n_in, g, n_in, self.row, 0)
+                    j += k
+                words(bias, 0, state, n_in * n_out, gb, n_out, self.row, 0)
+            else:
+                update = self.opt.update
+                for j in range(n_out):
+                    mm.grad(a, n_in, n_out, d, rows, j, g)
+                    update(w, bias, state, g, j, n_in, n_out)
             d, p = p, d
         self.step += 1
         return total, right
@@ -689,7 +783,7 @@ def _order(n, seed, epoch):
     return order
 
 
-def fit(net, X, Y, epochs=1, batch=32, lr=0.01, optimizer="sgd", momentum=0.0, loss=None,
+def fit(net, X, Y=None, epochs=1, batch=32, lr=0.01, optimizer="sgd", momentum=0.0, loss=None,
         shuffle=False, beta_1=0.9, beta_2=0.999, epsilon=1e-7, verbose=False, last=None):
     """Train ``net`` on rows X (lists of inputs) and labels Y (see the top of
     this file); returns [{"epoch", "loss", "accuracy"}] per epoch, loss the mean
@@ -703,15 +797,22 @@ def fit(net, X, Y, epochs=1, batch=32, lr=0.01, optimizer="sgd", momentum=0.0, l
     finite step, and nothing is saved (save() is separate; the stored model is
     untouched until then: anne.load gets it back). last=N trains only the last
     N layers (fine-tuning: Keras' trainable=False on the others), whose
-    weights stay as they were, bit for bit; None trains them all."""
+    weights stay as they were, bit for bit; None trains them all. X may be
+    a stored data set's name (Y left out), or anne.data(name)'s X and Y."""
     opt = _optimizer(optimizer, lr, momentum, beta_1, beta_2, epsilon)
     loss = check_trainable(net, loss, last)
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError("epochs must be a whole number, 1 or more")
-    t = _targets(net, X, Y, loss)
-    n = len(X)
+    flat = None
+    if isinstance(X, str) or hasattr(X, "flat"):  # a stored data set (datasets.py): its own arrays, no copy
+        from .datasets import arrays
+
+        flat, t = arrays(net, X, Y, loss)
+    else:
+        t = _targets(net, X, Y, loss)
+    n = len(t) // net.outputs
     tr = Trainer(net, min(batch, n), opt, loss, last=last)
-    x = _flat(X, net.inputs)
+    x = _flat(X, net.inputs) if flat is None else flat
     if shuffle is not False and shuffle is not None:
         # Rows are copied in epoch order; the flat arrays are reordered per epoch.
         xs, ts = array("f", x), array("f", t)

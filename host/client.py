@@ -415,6 +415,44 @@ class Client:
     def train_end(self, save=True):
         return self.call("train_end", save=save, timeout=max(self.timeout, 60))
 
+    # -- data sets stored on the board (PROTOCOL.md, "Data sets") -----------
+    def data_upload(self, blob, name, progress=None):
+        """Store ``blob`` (a packed data file, protocol/datafile.py) on the board as ``name``."""
+        checksum = zlib.crc32(blob[:-4]) & 0xFFFFFFFF
+        self.call("data_begin", name=name, size=len(blob), checksum=checksum)
+        for offset in range(0, len(blob), UPLOAD_CHUNK):
+            chunk = blob[offset:offset + UPLOAD_CHUNK]
+            self.call("data_chunk", offset=offset, data=chunk)
+            if progress:
+                progress(len(chunk))
+        return self.call("data_end", timeout=max(self.timeout, 60))
+
+    def data_list(self):
+        """Every stored data set: name, size, rows, inputs, outputs, targets; page by page."""
+        found, after = [], ""
+        while True:
+            reply = self.call("data_list", after=after)
+            found.extend(reply["data"])
+            after = reply.get("next")
+            if after is None:
+                return found
+
+    def data_delete(self, name):
+        return self.call("data_delete", name=name)
+
+    def data_train(self, name, epoch, shuffle=None, timeout=600):
+        """One epoch of the open session on the stored data set ``name``, run by the board:
+        the epoch's loss sum, right decisions, rows, board µs."""
+        fields = {"name": name, "epoch": epoch}
+        if shuffle is not None:
+            fields["shuffle"] = shuffle
+        return self.call("data_train", timeout=max(self.timeout, timeout), **fields)
+
+    def data_eval(self, name, timeout=600):
+        """(loss, accuracy, board µs) of the session's net on every row of the stored data set."""
+        reply = self.call("data_eval", name=name, timeout=max(self.timeout, timeout))
+        return reply["loss"] / reply["rows"], reply["right"] / reply["rows"], reply["us"]
+
     # -- a look inside, and monitoring (PROTOCOL.md, "Monitoring") ----------
     def trace(self, x):
         """Every layer of the active model for one sample: [{kind, activation, units,

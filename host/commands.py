@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import csvdata, evaluate, export, model_doc, present, report, training
+from . import board_data, csvdata, evaluate, export, model_doc, present, report, training
 from .client import BoardError, Client
 from .errors import AnneError, UsageError
 from .transport import list_ports
@@ -238,8 +238,15 @@ def cmd_upload(args):
     present.uploaded(args.json, name, len(blob), reply["checksum"], seconds, replaced)
 
 
+def add_ls(p):
+    p.add_argument("--data", action="store_true", help="list the stored data sets (anne-host upload-data) instead")
+
+
 def cmd_ls(args):
     with _board(args) as board:
+        if args.data:
+            present.data_sets(args.json, board.data_list())
+            return
         models = board.list_models()
     present.models(args.json, models)
 
@@ -248,10 +255,40 @@ def add_name(p):
     p.add_argument("name", help="name of a stored model")
 
 
+def add_rm(p):
+    p.add_argument("name", help="name of a stored model (with --data: of a stored data set)")
+    p.add_argument("--data", action="store_true", help="delete the stored data set NAME, not a model")
+
+
 def cmd_rm(args):
     with _board(args) as board:
-        board.delete(args.name)
-    present.deleted(args.json, args.name)
+        if args.data:
+            board.data_delete(args.name)
+        else:
+            board.delete(args.name)
+    present.deleted(args.json, args.name, "data set " if args.data else "")
+
+
+def add_upload_data(p):
+    p.add_argument("data", help="labelled CSV file of rows (read as train reads one)")
+    p.add_argument("--name", "-n", help="name of the data set on the board (default: the file's stem)")
+    p.add_argument("--model", "-m", help="a stored model the rows are for: its inputs and feature names choose "
+                                         "the columns, its classes the targets, and the widths are checked")
+    add_columns_option(p)
+    p.add_argument("--label-column", help="name or 0-based index of the label column (as for eval)")
+
+
+def cmd_upload_data(args):
+    with _board(args) as board:
+        model = board_data.stored_model(board, args.model) if args.model else None
+        blob, held = board_data.pack_csv(args.data, model, args.label_column, _names(args.columns))
+        name = args.name or Path(args.data).stem
+        bar = present.progress(len(blob), "upload", args.json)
+        start = time.perf_counter()
+        reply = board.data_upload(blob, name, progress=bar.update)
+        seconds = time.perf_counter() - start
+        bar.close()
+    present.data_uploaded(args.json, reply, len(blob), seconds, held)
 
 
 def cmd_select(args):
@@ -368,7 +405,10 @@ def cmd_bench(args):
 
 
 def add_train(p):
-    p.add_argument("data", help="labelled CSV file of training rows (read as eval reads one)")
+    p.add_argument("data", nargs="?", help="labelled CSV file of training rows (read as eval reads one)")
+    p.add_argument("--on-board", metavar="NAME", help="instead of a CSV file: the data set NAME stored on the board "
+                                                    "(anne-host upload-data), read and trained on by the board, an "
+                                                    "epoch per request")
     p.add_argument("--model", "-m", required=True,
                    help="stored float model to train; with --new, the name the new net is saved as")
     p.add_argument("--new", metavar="SIZES", help="train a new net of these widths, inputs first, "
@@ -417,18 +457,14 @@ def cmd_train(args):
         if args.last > layers:
             raise UsageError("--last %d: a %s net has %d layers; train the last 1 to %d"
                              % (args.last, args.new, layers, layers))
+    if (args.data is None) == (args.on_board is None):
+        raise UsageError("train takes a CSV file of rows, or --on-board NAME for a data set stored on the board, "
+                         "and not both")
+    if args.on_board:
+        return _train_on_board(args)
     with _board(args) as board:
         new = _new_net(board, args) if args.new else None
-        try:
-            model = board.train_begin(args.model, args.batch, args.lr, args.optimizer, args.momentum, new=new,
-                                      last=args.last)
-        except BoardError as e:
-            # Only the board knows a stored model's layers: its refusal of --last is
-            # a usage error, as a bad option is.
-            if args.last is not None and e.code == "bad_request" and "'last'" in e.message:
-                said = e.message.replace("field 'last' is %d, but " % args.last, "")
-                raise UsageError("--last %d: %s" % (args.last, said)) from None
-            raise
+        model = _train_begin(board, args, new)
         end = None
         try:
             data = training.Data(model, args.data, args.validation, args.label_column, _names(args.columns))
@@ -440,6 +476,46 @@ def cmd_train(args):
             training.close(board, end is not None)
     if args.plot:
         report.plot_history(history, args.plot, "%s on %s" % (args.model, Path(args.data).name))
+    present.trained(args.json, model, history, figures, end, board.info)
+
+
+def _train_begin(board, args, new):
+    try:
+        return board.train_begin(args.model, args.batch, args.lr, args.optimizer, args.momentum, new=new,
+                                 last=args.last)
+    except BoardError as e:
+        # Only the board knows a stored model's layers: its refusal of --last is
+        # a usage error, as a bad option is.
+        if args.last is not None and e.code == "bad_request" and "'last'" in e.message:
+            said = e.message.replace("field 'last' is %d, but " % args.last, "")
+            raise UsageError("--last %d: %s" % (args.last, said)) from None
+        raise
+
+
+def _train_on_board(args):
+    # The board reads its stored data set, orders its rows (the seed's order of net.fit's
+    # shuffle, or the file's) and trains, an epoch per request; the host shows each.
+    with _board(args) as board:
+        entry = board_data.stored(board, args.on_board)
+        new = None
+        if args.new:
+            new = board_data.new_net_fields(training.new_net(args.new, args.activation, args.seed), entry)
+            if not args.replace and args.model in {m["name"] for m in board.list_models()}:
+                raise UsageError("a model named %r is stored: pass --replace to train a new net over it, or "
+                                 "drop --new to train that model" % args.model)
+        model = _train_begin(board, args, new)
+        end = None
+        try:
+            validation = (board_data.Validation(model, args.validation, args.label_column, _names(args.columns))
+                          if args.validation else None)
+            history = board_data.fit(board, args.on_board, args.epochs, None if args.no_shuffle else args.seed,
+                                     present.epoch_printer(args.json, board.info), validation)
+            figures = board_data.final(board, args.on_board, validation)
+            end = board.train_end(save=True)
+        finally:
+            training.close(board, end is not None)
+    if args.plot:
+        report.plot_history(history, args.plot, "%s on the board's %s" % (args.model, args.on_board))
     present.trained(args.json, model, history, figures, end, board.info)
 
 
@@ -643,14 +719,17 @@ COMMANDS = {
     "ports": ("list serial ports, marking Raspberry Pi boards", add_nothing, cmd_ports),
     "info": ("show the board's firmware, memory, flash and models", add_nothing, cmd_info),
     "upload": ("store a model on the board (and make it active)", add_upload, cmd_upload),
-    "ls": ("list the models stored on the board", add_nothing, cmd_ls),
-    "rm": ("delete a stored model", add_name, cmd_rm),
+    "upload-data": ("store a labelled CSV file on the board as a data set, to train on there",
+                    add_upload_data, cmd_upload_data),
+    "ls": ("list the models stored on the board (--data: the data sets)", add_ls, cmd_ls),
+    "rm": ("delete a stored model (--data: a data set)", add_rm, cmd_rm),
     "select": ("make a stored model the active one", add_name, cmd_select),
     "infer": ("run one sample on the board", add_infer, cmd_infer),
     "predict": ("run every row of a CSV file on the board", add_predict, cmd_predict),
     "eval": ("evaluate the board on a labelled CSV file", add_eval, cmd_eval),
     "bench": ("time each layer on the board", add_bench, cmd_bench),
-    "train": ("train a stored model, or a new one, on the board from a labelled CSV file", add_train, cmd_train),
+    "train": ("train a stored model, or a new one, on the board from a labelled CSV file or a data set stored "
+              "there (--on-board)", add_train, cmd_train),
     "pull": ("copy a stored model out of the board (model document, .anne file, Keras model)", add_pull, cmd_pull),
     "trace": ("every layer's values for one sample, computed on the board (--plot: a picture)", add_trace, cmd_trace),
     "monitor": ("condition monitoring: configure it, watch it live, or replay recorded readings", add_monitor, cmd_monitor),

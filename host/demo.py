@@ -1,6 +1,6 @@
 """The main job in one command: the IRIS nets onto a board (virtual or real),
 evaluated on their held-out rows and on all their data, from the board's answers;
-and what the demo command prints of it."""
+iris3's net trained on the board (demo_trained.py); and what the demo command prints of it."""
 
 import json
 import sys
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import board_files, csvdata, demo_datasets, evaluate, model_doc, present, report
+from . import board_files, csvdata, demo_datasets, demo_trained, evaluate, model_doc, present, report
 from .csvdata import Samples
 from .errors import AnneError
 
@@ -46,24 +46,26 @@ def load_samples(files, model):
 
 def model_names(with_datasets=False):
     """The names the demo stores its models under (replacing models of those names)."""
-    names = [name for case in CASES for name in (case.name, case.name + "_int8")]
+    names = [name for case in CASES for name in (case.name, case.name + "_int8")] + demo_trained.model_names()
     return names + (demo_datasets.model_names() if with_datasets else [])
 
 
-def run(board, progress=None, with_datasets=False):
-    """Upload and evaluate every case, as float32 and as int8 (models/NAME_int8.json);
+def run(board, progress=None, with_datasets=False, bar=None):
+    """Upload and evaluate every case, as float32 and as int8 (models/NAME_int8.json), and
+    train iris3's net on the board (``bar``: its progress bar, see demo_trained.run);
     returns ([(case, {"float32": (test run, full run), "int8": (test run, full run)})],
-    [demo_datasets entry] or [] without ``with_datasets``). The model active before is made
-    active again at the end, also when the demo fails."""
+    demo_trained's result, [demo_datasets entry] or [] without ``with_datasets``). The model
+    active before is made active again at the end, also when the demo fails."""
     before = board.hello().get("active")
     try:
         results = _run_cases(board, progress)
+        trained = demo_trained.run(board, bar)
         more = demo_datasets.run(board, progress) if with_datasets else []
     except BaseException:
         _restore(board, before, quiet=True)
         raise
     _restore(board, before)
-    return results, more
+    return results, trained, more
 
 
 def _restore(board, name, quiet=False):
@@ -116,8 +118,14 @@ def reports(board, as_json, plot_dir=None):
     if not as_json:
         print("%s, %d bytes of heap free with the server started\n"
               % (present.board_line(board.info), board.info["mem_free"]))
-    results, more = run(board, with_datasets=not skipped)
-    return [_entry(case, runs, as_json, plot_dir) for case, runs in results] + more
+    results, trained, more = run(board, with_datasets=not skipped,
+                                 bar=lambda total, what: present.progress(total, what, as_json))
+    entries = [_entry(case, runs, as_json, plot_dir) for case, runs in results]
+    # Under iris3's entry, whose net it is: --json keeps its list of an entry per IRIS net
+    # and per data set model, which scripts read.
+    iris3 = next(e for e in entries if e["model"] == "iris3")
+    iris3["trained_on_board"] = demo_trained.entry(trained, as_json, plot_dir)
+    return entries + more
 
 
 def _entry(case, runs, as_json, plot_dir):
@@ -142,15 +150,20 @@ def summary(entries, as_json):
         return
     more = [d for d in entries if "dataset" in d]  # demo_datasets' entries
     entries = [d for d in entries if "dataset" not in d]
+    trained = [d["trained_on_board"] for d in entries if "trained_on_board" in d]
     print("summary (computed from the board's answers)")
-    row = "  %-6s %-22s %-22s %-24s %s"
+    row = "  %-12s %-22s %-22s %-24s %s"
     print(row % ("model", "held-out accuracy", "all rows", "int8: held-out, all", "paper reports"))
     for d in entries:
         print(row % (d["model"], report.accuracy(d["test"]), report.accuracy(d["all"]),
                      "%.1f %%, %.1f %%" % (100 * d["int8_test"]["accuracy"], 100 * d["int8_all"]["accuracy"]),
                      d["paper"]))
+    for t in trained:
+        print(row % demo_trained.row(t))
     print("\nint8 decisions agree with float32 on: %s" % ", ".join(
         "%s %d/%d rows" % (d["model"], d["int8_agreement"]["decisions_agree"], d["int8_agreement"]["rows"])
         for d in entries))
+    for t in trained:
+        print("\n" + demo_trained.lines(t))
     if more:
         print("\n" + demo_datasets.table(more))

@@ -124,8 +124,29 @@ def models(as_json, stored):
     _emit(as_json, stored, "\n".join(lines) or "no models stored")
 
 
-def deleted(as_json, name):
-    _emit(as_json, {"deleted": name}, "deleted %s" % name)
+def deleted(as_json, name, what=""):
+    _emit(as_json, {"deleted": name}, "deleted %s%s" % (what, name))
+
+
+def data_uploaded(as_json, reply, size, seconds, held):
+    """``held``: what the CSV gave (rows, inputs, outputs, labels, features, model checked against)."""
+    result = dict(_plain(reply), bytes=size, seconds=seconds, labels=held["labels"], features=held["features"],
+                  model=held["model"])
+    _emit(as_json, result, "uploaded data set %s: %d rows of %d inputs and %d targets (%s: %s), %d bytes in %.2f s, "
+                           "checksum %08x%s"
+          % (reply["name"], reply["rows"], reply["inputs"], reply["outputs"], reply["targets"],
+             ", ".join(held["labels"]), size, seconds, reply["checksum"],
+             "; fits model %s" % held["model"] if held["model"] else ""))
+
+
+def data_sets(as_json, found):
+    lines = ["%-32s %6d rows %4d inputs %4d targets %8d bytes  %s%s"
+             % (d["name"], d["rows"], d["inputs"], d["outputs"], d["size"], d["targets"],
+                ": " + ", ".join(d["labels"]) if d.get("labels") else "")
+             if d["rows"] is not None else "%-32s not a readable data file, %d bytes: anne-host rm --data "
+                                           "removes it" % (d["name"], d["size"])
+             for d in found]
+    _emit(as_json, found, "\n".join(lines) or "no data sets stored")
 
 
 def selected(as_json, model):

@@ -11,7 +11,8 @@ COMMANDS = (
     ("pull", True), ("train_begin", True), ("train_step", False), ("train_eval", True),
     ("train_end", False), ("trace", True), ("monitor_config", True), ("monitor_start", True),
     ("monitor_feed", False), ("monitor_read", False), ("monitor_stop", False), ("events", True),
-    ("exit", False),
+    ("data_begin", True), ("data_chunk", False), ("data_end", False), ("data_list", True),
+    ("data_delete", False), ("data_train", False), ("data_eval", True), ("exit", False),
 )
 NAMES = tuple(name for name, _ in COMMANDS)
 REPEATABLE = frozenset(name for name, again in COMMANDS if again)

@@ -14,6 +14,25 @@ from anne_host.sim import VirtualPico
 
 SHIMS = Path(__file__).parent / "shims"
 
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # without pytest-xdist the suite runs in one process
+    LoadScopeScheduling = None
+
+if LoadScopeScheduling is not None:
+
+    class _FilesAndOneBoard(LoadScopeScheduling):
+        # The README's test command runs a worker per core (pytest -n auto). Each test
+        # file goes whole to one worker, so that its module fixtures (a virtual Pico, a
+        # trained model) are made once; the board tier, whose files share one board in
+        # file order, goes whole to one worker.
+        def _split_scope(self, nodeid):
+            path = nodeid.split("::", 1)[0]
+            return "tests/board" if path.startswith("tests/board/") else path
+
+    def pytest_xdist_make_scheduler(config, log):
+        return _FilesAndOneBoard(config, log)
+
 
 @pytest.fixture(scope="session")
 def board_lib(tmp_path_factory):

@@ -114,7 +114,8 @@ def size(arrays):
 mm = tr.mm
 parts = {"state": size([s for st in tr.state if st for s in st]),
          "activations": size(tr.a + tr.z), "deltas": size([tr.d, tr.p]),
-         "scratch": size([tr.g, tr.row, mm.m, mm.src, mm.dst, mm.zero, mm.bias]) + len(mm.ws[0])}
+         "scratch": size([tr.g, tr.row, getattr(tr, "gb", None), getattr(tr, "c", None), mm.m, mm.src, mm.dst,
+                          mm.zero, mm.bias]) + len(mm.ws[0])}
 tr.train_batch(x, t, 0, B)
 tr.train_batch(x, t, 0, B)
 gc.collect()

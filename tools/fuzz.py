@@ -53,7 +53,7 @@ STABLE_CODES = frozenset((
     "bad_request", "unknown_command", "bad_name", "no_model", "bad_model", "bad_checksum",
     "no_upload", "bad_offset", "too_long", "incomplete", "no_space", "flash_error",
     "no_memory", "bad_input", "too_big", "no_training", "cannot_train", "diverged",
-    "bad_config", "no_config", "no_monitor", "no_sensor"))
+    "bad_config", "no_config", "no_monitor", "no_sensor", "no_data", "bad_data"))
 # Heap in use after a burst (measured by stats after gc.collect()) may differ from
 # its level after the warm-up (one burst of every category: a command used for the
 # first time may import a module or build a table once, which is not a leak) by this much. The collector is exact for the heap but scans the C stack
@@ -647,6 +647,51 @@ def case_monitoring(g):
                      "bad_input")
 
 
+# Data sets stored on the board. No case opens a data upload or a training session
+# (the model upload category has its own state machine; a session would change the
+# active model), so chunks and ends find no upload, epochs and evaluations no session;
+# data_begin is refused on its fields, data_delete for a name not stored, and
+# data_list only reads.
+
+def case_data_sets(g):
+    rng = g.rng
+    kind = rng.randrange(6)
+    if kind == 0:
+        if rng.random() < 0.5:
+            fields = {"cmd": "data_chunk", "offset": 0, "data": b"\x00"}
+            if rng.random() < 0.5:
+                key = rng.choice(("offset", "data"))
+                return g.request(_mutate(rng, fields, key, "int" if key == "offset" else "bin"), "bad_request")
+            return g.request(fields, "no_upload")
+        return g.request({"cmd": "data_end"}, "no_upload")
+    if kind == 1:
+        fields = {"cmd": "data_begin", "name": g.absent_name(), "size": 100, "checksum": 0}
+        key = rng.choice(("size", "checksum", "name"))
+        if key == "name":
+            fields["name"] = rng.choice(("", ".hidden", "a/b", "x" * 33, "bad name"))
+            return g.request(fields, "bad_name")
+        fields[key] = {"size": rng.choice((0, 27, -1, "100", None)),
+                       "checksum": rng.choice((-1, 2**32, 1.5, "0"))}[key]
+        return g.request(fields, "bad_request")
+    if kind == 2:
+        if rng.random() < 0.5:
+            return g.request({"cmd": "data_list", "after": wrong(rng, "str")}, "bad_request")
+        return g.request({"cmd": "data_list", "after": rand_text(rng, rng.randint(0, 8))}, "ok")
+    if kind == 3:
+        if rng.random() < 0.5:
+            return g.request({"cmd": "data_delete", "name": rng.choice(("../x", "", ".x"))}, "bad_name")
+        return g.request({"cmd": "data_delete", "name": g.absent_name()}, "no_data")
+    cmd = rng.choice(("data_train", "data_eval"))
+    fields = {"cmd": cmd, "name": g.absent_name()}
+    if kind == 4:
+        return g.request(fields, "no_training")
+    if cmd == "data_train" and rng.random() < 0.5:
+        key = rng.choice(("epoch", "shuffle"))
+        fields[key] = rng.choice(((0, -2, "1", 1.5) if key == "epoch" else ("1", 1.5, True, [3])))
+        return g.request(fields, "bad_request")
+    return g.request(_mutate(rng, fields, "name", "str"), "bad_request")
+
+
 # name -> (wire or request, maker)
 CATEGORIES = {
     "noise": ("wire", case_noise),
@@ -665,6 +710,7 @@ CATEGORIES = {
     "upload_order": ("request", case_upload_order),
     "training": ("request", case_training),
     "monitoring": ("request", case_monitoring),
+    "data_sets": ("request", case_data_sets),
     "noise_between": ("request", case_noise_between),
     "damage_then_request": ("request", case_damage_then_request),
 }

@@ -3,7 +3,7 @@ emulator is stopped at random moments during uploads, deletes and selects, and s
 again on the same flash. Every model stored before loads with its checksum, the model
 being written is the old or the new one, never a part, and the server starts.
 
-ANNE_POWER_CUTS sets the number of cuts (default 8)."""
+ANNE_POWER_CUTS sets the number of cuts (default 6)."""
 
 import json
 import os
@@ -21,7 +21,7 @@ from anne_host.transport import LinkError
 
 from .conftest import Chip
 
-CUTS = int(os.environ.get("ANNE_POWER_CUTS", "8"))
+CUTS = int(os.environ.get("ANNE_POWER_CUTS", "6"))
 
 
 def _doc(seed, sizes=(32, 96, 64, 8)):

@@ -2,14 +2,15 @@
 precision floats, its heap and its viper code. IRIS learns from random weights; the
 saved model, run by the chip's inference kernel, decides as the session measured and
 gives what the pulled document computes; a power cut mid-session leaves the stored
-model as it was; the session's heap is given back."""
+model as it was; the session's heap is given back; the demo's trained row steps as
+Keras' own optimizers do."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from anne_host import csvdata, pull
+from anne_host import csvdata, demo_trained, pull, training
 from anne_host.client import BoardError, Client
 
 IRIS = Path(__file__).resolve().parents[2] / "models" / "iris.csv"
@@ -111,3 +112,81 @@ def test_a_power_cut_mid_session_leaves_the_stored_model_as_it_was(trained, chip
         with pytest.raises(BoardError) as e:
             board.train_end()
         assert e.value.code == "no_training"
+
+
+# -- the demo's trained row against Keras (anne-host demo, host/demo_trained.py) --------
+
+PARITY = "chip_parity"  # the demo's net under a name of its own, removed by each test
+
+
+def _demo_row():
+    """The demo's trained row: its new net's fields, and its training rows and targets in the
+    order it sends them (training.fit's: a permutation per epoch from the seed), two epochs."""
+    rows = demo_trained.training_rows()
+    new = demo_trained.new_net(rows)
+    t = training.targets(rows, new["labels"], new["sizes"][-1])
+    rng = np.random.default_rng(demo_trained.SEED)
+    order = np.concatenate([rng.permutation(len(rows)) for _ in range(2)])
+    return new, rows.x[order], t[order]
+
+
+def _on_the_chip(chip, new, x, t, steps, optimizer, kw):
+    """The net's weights after ``steps`` steps on the chip, pulled back out (the new net's
+    own weights for 0), and the loss of each step's batch before its update."""
+    b = demo_trained.BATCH
+    with Client.open(chip.port, timeout=60) as board:
+        board.train_begin(PARITY, b, kw["learning_rate"], optimizer, kw.get("momentum", 0.0), new=new)
+        losses = [r["loss"] / b for r in board.train_epoch(x[:steps * b], t[:steps * b], b)]
+        assert board.train_end(save=True)["saved"]
+        doc = pull.document(board.pull(PARITY), PARITY)
+    return [(np.asarray(layer["weights"], np.float32), np.asarray(layer["bias"], np.float32))
+            for layer in doc["layers"]], losses
+
+
+def _in_keras(keras, new, init, x, t, steps, optimizer, kw):
+    """What Keras' own optimizer makes of the same weights and batches: the weights after
+    each of ``steps`` (as the board keeps them, a row per unit) and the first batch's loss."""
+    b = demo_trained.BATCH
+    model = keras.Sequential([keras.Input((new["sizes"][0],))] + [
+        keras.layers.Dense(n, activation=a) for n, a in zip(new["sizes"][1:], new["activations"])])
+    model.set_weights([v for w, bias in init for v in (w.T, bias)])
+    model.compile(optimizer=keras.optimizers.SGD(**kw) if optimizer == "sgd" else keras.optimizers.Adam(**kw),
+                  loss="categorical_crossentropy")
+    first = model.evaluate(x[:b], t[:b], batch_size=b, verbose=0)
+    out = {}
+    for step in range(max(steps)):
+        model.train_on_batch(x[step * b:(step + 1) * b], t[step * b:(step + 1) * b])
+        if step + 1 in steps:
+            ws = model.get_weights()
+            out[step + 1] = [(ws[2 * i].T, ws[2 * i + 1]) for i in range(len(ws) // 2)]
+    return out, first
+
+
+def _rel(a, b):
+    # The largest difference, relative to the largest value of Keras' array.
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+@pytest.mark.parametrize("optimizer, kw, tol", [
+    ("sgd", {"learning_rate": demo_trained.LR, "momentum": 0.9}, 1e-5),
+    (demo_trained.OPTIMIZER, {"learning_rate": demo_trained.LR}, 1e-4),  # the demo's own: Adam
+], ids=["sgd-momentum", "demo-adam"])
+def test_the_demos_trained_row_steps_on_the_chip_as_keras_does(chip, keras, optimizer, kw, tol):
+    new, x, t = _demo_row()
+    try:
+        init, _ = _on_the_chip(chip, new, x, t, 0, optimizer, kw)  # the seed's Glorot weights
+        got = {n: _on_the_chip(chip, new, x, t, n, optimizer, kw) for n in (1, 20)}
+    finally:
+        with Client.open(chip.port, timeout=60) as board:
+            if PARITY in {m["name"] for m in board.list_models()}:
+                board.delete(PARITY)
+    want, first = _in_keras(keras, new, init, x, t, (1, 20), optimizer, kw)
+    assert got[1][1][0] == pytest.approx(first, rel=1e-5)  # the loss before the first step
+    for n in (1, 20):
+        for k, ((gw, gb), (kw_, kb), (iw, ib)) in enumerate(zip(got[n][0], want[n], init)):
+            # The weights must move well beyond the tolerance, or the test would prove nothing
+            # (the biases start at 0: any step moves them).
+            assert _rel(kw_, iw) > 20 * tol, "step %d layer %d barely moved" % (n, k)
+            assert _rel(gw, kw_) <= tol, ("weights", n, k, _rel(gw, kw_))
+            assert _rel(gb, kb) <= tol, ("bias", n, k, _rel(gb, kb))
