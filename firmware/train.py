@@ -336,9 +336,9 @@ class _Matrix:
 if _FAST:
     # Viper, in a module of their own that stays loaded: MicroPython never frees
     # native code, so importing it again with this module would leak it each time.
-    from .train_words import add as _add, column as _column, copy as _copy, mul as _mul, ones as _ones, \
-        grads as _grads, prepare as _prepare, relu_back as _relu_back, through as _through, \
-        transpose as _transpose
+    from .train_words import add as _add, column as _column, copy as _copy, mul as _mul, ones as _ones
+    from .train_words import grads as _grads, prepare as _prepare, relu_back as _relu_back
+    from .train_words import through as _through, transpose as _transpose
 else:
     def _copy(src, at, dst, to, n):
         dst[to:to + n] = src[at:at + n]
@@ -413,7 +413,8 @@ class Adam:
         # as Keras casts them (the differences in double, as Keras takes them).
         self.coef = array("f", (1 - beta_1, 1 - beta_2, 0.0, epsilon))
         if _FAST:
-            from .train_adam import div, sqrt  # loaded once, for Adam only (see there)
+            # loaded once, for Adam only (see there)
+            from .train_adam import div, sqrt
 
             self.div, self.sqrt = div, sqrt
 

@@ -70,6 +70,7 @@ CASES = [
     ("monitor --configure D/monitor_bad.json", 5,
      "1 inputs x features mean over a window of 10 give 1 numbers; the model takes 4 (bad_config)"),
     ("events --port D/ttyACM9", 4, "ttyACM9: no such port"),
+    ("upload-data D/six.csv --model iris6", 3, "six.csv: 6 columns"),
     ("pull no-such-model -o D/x.json", 5, "no stored model named 'no-such-model'"),
     ("pull plain", 2, "say where to write the model"),
     ("sim --heap lots", 2, "invalid int value: 'lots'"),
