@@ -295,13 +295,17 @@ class Client:
 
     def list_models(self):
         """Every stored model (and foreign file), page by page (PROTOCOL.md, list)."""
-        models, after = [], ""
+        return self._pages("list", "models")
+
+    def _pages(self, cmd, key):
+        # Every entry of a paged listing: each reply's ``key``, until its "next" is nil.
+        found, after = [], ""
         while True:
-            reply = self.call("list", after=after)
-            models.extend(reply["models"])
+            reply = self.call(cmd, after=after)
+            found.extend(reply[key])
             after = reply.get("next")
             if after is None:
-                return models
+                return found
 
     def select(self, name):
         return self.call("select", name=name)
@@ -323,14 +327,18 @@ class Client:
 
     def upload(self, blob, name, activate=True, progress=None):
         """Store ``blob`` (a packed model file) on the board as ``name``."""
+        self._send_file("upload", blob, name, progress)
+        return self.call("upload_end", activate=activate, timeout=max(self.timeout, 60))
+
+    def _send_file(self, kind, blob, name, progress):
+        # A file's begin and its chunks: kind "upload" (a model) or "data" (a data set).
         checksum = zlib.crc32(blob[:-4]) & 0xFFFFFFFF
-        self.call("upload_begin", name=name, size=len(blob), checksum=checksum)
+        self.call(kind + "_begin", name=name, size=len(blob), checksum=checksum)
         for offset in range(0, len(blob), UPLOAD_CHUNK):
             chunk = blob[offset:offset + UPLOAD_CHUNK]
-            self.call("upload_chunk", offset=offset, data=chunk)
+            self.call(kind + "_chunk", offset=offset, data=chunk)
             if progress:
                 progress(len(chunk))
-        return self.call("upload_end", activate=activate, timeout=max(self.timeout, 60))
 
     def infer(self, x):
         """(outputs, class index, board microseconds) for one sample."""
@@ -418,24 +426,12 @@ class Client:
     # -- data sets stored on the board (PROTOCOL.md, "Data sets") -----------
     def data_upload(self, blob, name, progress=None):
         """Store ``blob`` (a packed data file, protocol/datafile.py) on the board as ``name``."""
-        checksum = zlib.crc32(blob[:-4]) & 0xFFFFFFFF
-        self.call("data_begin", name=name, size=len(blob), checksum=checksum)
-        for offset in range(0, len(blob), UPLOAD_CHUNK):
-            chunk = blob[offset:offset + UPLOAD_CHUNK]
-            self.call("data_chunk", offset=offset, data=chunk)
-            if progress:
-                progress(len(chunk))
+        self._send_file("data", blob, name, progress)
         return self.call("data_end", timeout=max(self.timeout, 60))
 
     def data_list(self):
         """Every stored data set: name, size, rows, inputs, outputs, targets; page by page."""
-        found, after = [], ""
-        while True:
-            reply = self.call("data_list", after=after)
-            found.extend(reply["data"])
-            after = reply.get("next")
-            if after is None:
-                return found
+        return self._pages("data_list", "data")
 
     def data_delete(self, name):
         return self.call("data_delete", name=name)
